@@ -1,0 +1,107 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"go.bug.st/serial"
+)
+
+// The classes of port failure. Every error from Open and from a Port's
+// methods wraps exactly one of these (see Error).
+var (
+	ErrNotFound   = errors.New("no such device")
+	ErrPermission = errors.New("permission denied")
+	ErrBusy       = errors.New("port busy")
+	ErrNotSerial  = errors.New("not a serial device")
+	ErrGone       = errors.New("device disappeared")
+	ErrClosed     = errors.New("port already closed")
+)
+
+// Error is a port failure: what was being done (Op), on which path, its
+// class (one of the Err* sentinels) and the underlying cause. errors.Is sees
+// both the class and the cause.
+type Error struct {
+	Op    string // "open", "write", "read", "drain", "configure"
+	Path  string
+	Class error
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil || e.Err == e.Class {
+		return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Class)
+	}
+	return fmt.Sprintf("%s %s: %v (%v)", e.Op, e.Path, e.Class, e.Err)
+}
+
+// Unwrap gives errors.Is and errors.As both the class and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Class}
+	}
+	return []error{e.Class, e.Err}
+}
+
+// classify turns what go.bug.st/serial or the kernel returned into an
+// *Error. Errors that fit no class keep their cause and get the class of the
+// operation's most likely meaning: a failed open is "not a serial device",
+// a failed write or read on an open port means the device went away.
+func classify(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	class := classOf(op, err)
+	cause := err
+	// go.bug.st/serial's PortError has no Unwrap; keep its message as the
+	// cause but let the errno underneath stay visible where there is one.
+	return &Error{Op: op, Path: path, Class: class, Err: cause}
+}
+
+func classOf(op string, err error) error {
+	var pe *serial.PortError
+	if errors.As(err, &pe) {
+		switch pe.Code() {
+		case serial.PortBusy:
+			return ErrBusy
+		case serial.PermissionDenied:
+			return ErrPermission
+		case serial.PortNotFound:
+			return ErrNotFound
+		case serial.PortClosed:
+			if op == "open" {
+				return ErrNotSerial
+			}
+			return ErrGone
+		case serial.InvalidSerialPort:
+			return ErrNotSerial
+		}
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ENOENT:
+			return ErrNotFound
+		case syscall.EACCES, syscall.EPERM:
+			return ErrPermission
+		case syscall.EBUSY:
+			return ErrBusy
+		case syscall.EISDIR, syscall.ENOTTY, syscall.EINVAL:
+			return ErrNotSerial
+		case syscall.EIO, syscall.ENXIO, syscall.ENODEV, syscall.EPIPE:
+			if op == "open" {
+				return ErrNotFound
+			}
+			return ErrGone
+		}
+	}
+	if op == "open" {
+		return ErrNotSerial
+	}
+	return ErrGone
+}

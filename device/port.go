@@ -1,0 +1,108 @@
+package device
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.bug.st/serial"
+)
+
+// Port is an open serial port. Its Write makes one write(2) call and may be
+// short with a nil error, as the kernel allows; callers that need whole
+// writes loop (framesend's pipeline does).
+type Port struct {
+	path   string
+	config Config
+	port   serial.Port
+	closed atomic.Bool
+}
+
+// Open validates c, opens the serial device at path in raw mode with c's
+// settings and exclusive access (TIOCEXCL), and returns it. Errors are
+// *Error values naming path.
+func Open(path string, c Config) (*Port, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// A directory opens with EISDIR and a missing node with ENOENT inside
+	// go.bug.st/serial; a regular file would be accepted by open(2) and only
+	// fail at the first ioctl, so it is refused by its mode up front.
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&os.ModeCharDevice == 0 {
+		return nil, &Error{Op: "open", Path: path, Class: ErrNotSerial, Err: fmt.Errorf("%s is a %s", path, describeMode(fi.Mode()))}
+	}
+	p, err := serial.Open(path, c.mode())
+	if err != nil {
+		return nil, classify("open", path, err)
+	}
+	return &Port{path: path, config: c, port: p}, nil
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "non-device file"
+}
+
+// Path returns the path the port was opened with.
+func (p *Port) Path() string { return p.path }
+
+// Config returns the settings the port was opened with.
+func (p *Port) Config() Config { return p.config }
+
+// Write makes one write(2) of b and returns how much the kernel took. It
+// blocks while the device's buffer is full. It never writes after Close: the
+// descriptor number may already belong to another file.
+func (p *Port) Write(b []byte) (int, error) {
+	if p.closed.Load() {
+		return 0, &Error{Op: "write", Path: p.path, Class: ErrClosed}
+	}
+	n, err := p.port.Write(b)
+	return n, classify("write", p.path, err)
+}
+
+// Read reads what the device sent. It blocks until at least one byte
+// arrives, the read timeout passes (0, nil), or the port is closed.
+func (p *Port) Read(b []byte) (int, error) {
+	if p.closed.Load() {
+		return 0, &Error{Op: "read", Path: p.path, Class: ErrClosed}
+	}
+	n, err := p.port.Read(b)
+	return n, classify("read", p.path, err)
+}
+
+// SetReadTimeout bounds how long Read waits for the first byte; a negative
+// d waits for ever.
+func (p *Port) SetReadTimeout(d time.Duration) error {
+	if d < 0 {
+		d = serial.NoTimeout
+	}
+	return classify("configure", p.path, p.port.SetReadTimeout(d))
+}
+
+// Drain blocks until the kernel has handed every written byte to the
+// device (tcdrain). USB adapters may still hold bytes in their own buffer.
+func (p *Port) Drain() error {
+	if p.closed.Load() {
+		return &Error{Op: "drain", Path: p.path, Class: ErrClosed}
+	}
+	return classify("drain", p.path, p.port.Drain())
+}
+
+// Close releases the port. It unblocks a pending Read but not a pending
+// Write, so callers stop writing before they close. Closing twice is safe.
+func (p *Port) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return classify("close", p.path, p.port.Close())
+}

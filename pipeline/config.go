@@ -1,0 +1,148 @@
+// Package pipeline is framesend's data path: a packager goroutine reads a
+// Source into blocks of datagrams on a bounded queue, and a batching sender
+// goroutine cuts the bytes into whole frames, paces them and writes them to
+// an io.Writer (a serial port in the binary, a recorder in tests).
+//
+//	Source ──> packager ──> queue (Config.Queue blocks) ──> sender ──> io.Writer
+//
+// The pipeline never opens or closes the writer; it uses the extra abilities
+// it declares (Drainer) when the writer has them.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Limits on Config values.
+const (
+	MaxFrameSize = 4096
+	// BlockSize is the capacity of a queue block for stream sources, and the
+	// size the sender aims for when it coalesces frames into one write.
+	BlockSize = 4096
+	// MaxDatagram is the largest datagram a datagram source may queue.
+	MaxDatagram = 65536
+)
+
+// Align says where frames start.
+type Align string
+
+// Alignments.
+const (
+	// AlignStream cuts frames from the concatenated bytes of all datagrams.
+	AlignStream Align = "stream"
+	// AlignDatagram starts every datagram on a new frame, so that a lost
+	// datagram cannot shift the frames after it.
+	AlignDatagram Align = "datagram"
+)
+
+// Partial says what happens to a frame that ends short: the tail of a
+// finite source, or of a datagram under AlignDatagram.
+type Partial string
+
+// Partial-frame policies.
+const (
+	PartialPad   Partial = "pad"   // fill with Config.Pad
+	PartialDrop  Partial = "drop"  // discard the short frame, and count it
+	PartialError Partial = "error" // stop the run with ErrPartialFrame
+)
+
+// Overflow says what the packager does when the queue is full.
+type Overflow string
+
+// Overflow policies.
+const (
+	OverflowBlock      Overflow = "block"       // wait for the sender
+	OverflowDropNewest Overflow = "drop-newest" // drop the block that does not fit
+	OverflowDropOldest Overflow = "drop-oldest" // drop the oldest queued block
+)
+
+// ErrPartialFrame ends a run whose data did not fill its last frame under
+// PartialError.
+var ErrPartialFrame = errors.New("short frame")
+
+// Config is what Run needs beyond the writer. Start from DefaultConfig.
+type Config struct {
+	Source    Source
+	FrameSize int     // bytes per frame, 1 to MaxFrameSize
+	Count     int64   // frames to send; 0 = until the source ends or ctx is done
+	Rate      float64 // frames per second; 0 = as fast as the writer takes them
+	// Batch is the most whole frames per write call. 0 = automatic: up to
+	// BlockSize bytes of ready frames when unpaced, one frame when paced.
+	Batch    int
+	Queue    int // queue capacity in blocks, at least 1
+	Overflow Overflow
+	Align    Align
+	Partial  Partial
+	Pad      byte
+	// DrainTimeout bounds how long queued frames are still sent after ctx
+	// is done; what is left then is counted as Unsent.
+	DrainTimeout time.Duration
+	// Logger receives warnings (drops, late schedule); nil discards them.
+	Logger *slog.Logger
+	// Live, if not nil, is updated as the run goes, for progress reports.
+	Live *Live
+}
+
+// DefaultConfig returns the counter source, 7-byte frames, automatic
+// batching, a 64-block queue and a 5 s drain.
+func DefaultConfig() Config {
+	return Config{
+		Source:       &Counter{},
+		FrameSize:    7,
+		Queue:        64,
+		Overflow:     OverflowBlock,
+		Align:        AlignStream,
+		Partial:      PartialPad,
+		DrainTimeout: 5 * time.Second,
+	}
+}
+
+// Validate reports the first value out of range, naming its flag.
+func (c Config) Validate() error {
+	switch {
+	case c.FrameSize < 1 || c.FrameSize > MaxFrameSize:
+		return fmt.Errorf("--frame-size %d is out of range: use 1 to %d bytes", c.FrameSize, MaxFrameSize)
+	case c.Count < 0:
+		return fmt.Errorf("--count %d is negative: use 0 (until stopped) or a number of frames", c.Count)
+	case c.Rate < 0 || c.Rate != c.Rate:
+		return fmt.Errorf("--rate %v is invalid: use 0 (as fast as the device takes them) or frames per second", c.Rate)
+	case c.Rate > 10_000_000:
+		return fmt.Errorf("--rate %v is above 10,000,000 frames/s: use 0 for as fast as possible", c.Rate)
+	case c.Batch < 0 || c.Batch*c.FrameSize > 1<<20:
+		return fmt.Errorf("--batch %d is out of range: use 0 (automatic) or up to 1 MiB of frames per write", c.Batch)
+	case c.Queue < 1 || c.Queue > 1<<16:
+		return fmt.Errorf("--queue %d is out of range: use 1 to 65536 blocks", c.Queue)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("--drain-timeout %v is negative", c.DrainTimeout)
+	}
+	switch c.Overflow {
+	case OverflowBlock, OverflowDropNewest, OverflowDropOldest:
+	default:
+		return fmt.Errorf("--overflow %q is not a policy: use block, drop-newest or drop-oldest", string(c.Overflow))
+	}
+	switch c.Align {
+	case AlignStream, AlignDatagram:
+	default:
+		return fmt.Errorf("--align %q is not an alignment: use stream or datagram", string(c.Align))
+	}
+	switch c.Partial {
+	case PartialPad, PartialDrop, PartialError:
+	default:
+		return fmt.Errorf("--partial %q is not a policy: use pad, drop or error", string(c.Partial))
+	}
+	return nil
+}
+
+// writeFrames is the most frames one write call carries.
+func (c Config) writeFrames() int {
+	switch {
+	case c.Batch > 0:
+		return c.Batch
+	case c.Rate > 0:
+		return 1
+	}
+	return max(1, BlockSize/c.FrameSize)
+}

@@ -1,0 +1,511 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Drainer is implemented by writers that can wait until written bytes have
+// left (a serial port's tcdrain). Run drains the writer before it returns.
+type Drainer interface {
+	Drain() error
+}
+
+// ErrNoProgress ends a run whose writer keeps accepting zero bytes without
+// an error.
+var ErrNoProgress = errors.New("writer accepts no data")
+
+// Run sends cfg.Source's data to w as whole frames and returns what it did.
+// It starts the packager and the sender goroutines and returns only when
+// both have exited, with the first error.
+//
+// When ctx is done the packager stops taking data from the source; the
+// frames already queued are still sent, for up to cfg.DrainTimeout, and
+// whatever is left after that is counted in Stats.Unsent. Bytes of a frame
+// the source had not finished when it stopped are counted in Stats.Cut; they
+// never reach w. A stop is not an error: Run then returns a nil error.
+//
+// A write in progress cannot be interrupted, so a writer that blocks for
+// ever holds Run; callers that must bound a stop do so around Run.
+func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
+	if cfg.Source == nil {
+		cfg.Source = &Counter{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Stats{}, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Live == nil {
+		cfg.Live = &Live{}
+	}
+	blockSize := BlockSize
+	if bs, ok := cfg.Source.(BlockSizer); ok {
+		blockSize = max(blockSize, bs.BlockSize())
+	}
+
+	start := time.Now()
+	queue := make(chan *Block, cfg.Queue)
+	// One block per queue slot, one being filled, one being written: the
+	// pool never needs more, so memory stays flat.
+	pool := make(chan *Block, cfg.Queue+2)
+	pk := &packager{cfg: cfg, out: queue, pool: pool, blockSize: blockSize}
+	sd := newSender(w, cfg, pool, blockSize)
+
+	// The packager stops on the caller's stop and also when the sender is
+	// done (count reached, or a write failed).
+	pctx, stopPackager := context.WithCancel(ctx)
+	defer stopPackager()
+	var wg sync.WaitGroup
+	var perr, serr error
+	wg.Go(func() { perr = pk.run(pctx) })
+	wg.Go(func() {
+		serr = sd.run(ctx, queue)
+		stopPackager()
+	})
+	wg.Wait()
+
+	st := sd.stats
+	st.Datagrams = pk.datagrams
+	st.Dropped = pk.dropped
+	st.QueueHigh = pk.high
+	// Whatever the sender left on the queue was never written.
+	for b := range queue {
+		st.Unsent += int64(len(b.data) / cfg.FrameSize)
+		st.Cut += int64(len(b.data) % cfg.FrameSize)
+	}
+	st.Elapsed = time.Since(start)
+
+	if serr == nil {
+		if d, ok := w.(Drainer); ok {
+			serr = d.Drain()
+		}
+	}
+	if serr != nil {
+		return st, serr
+	}
+	if perr != nil && !errors.Is(perr, context.Canceled) {
+		return st, perr
+	}
+	return st, nil
+}
+
+// packager reads the source into blocks and queues them.
+type packager struct {
+	cfg       Config
+	out       chan *Block
+	pool      chan *Block
+	blockSize int
+
+	// Written by the packager goroutine, read after it exits.
+	datagrams int64
+	dropped   int64
+	high      int
+	lastWarn  time.Time
+	unwarned  int64
+}
+
+func (p *packager) run(ctx context.Context) error {
+	defer close(p.out)
+	fs := p.cfg.FrameSize
+	// Stream blocks hold whole frames when the source fills them, so
+	// the sender rarely carries a partial frame from one block to the next.
+	streamLimit := p.blockSize / fs * fs
+	// Under AlignStream, Count frames are exactly Count*fs bytes: take no
+	// more from the source than that.
+	limited := p.cfg.Count > 0 && p.cfg.Align == AlignStream
+	remaining := p.cfg.Count * int64(fs)
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b := p.get()
+		limit := streamLimit
+		if limited && int64(limit) > remaining {
+			limit = int(remaining)
+		}
+		// A datagram source may overshoot the limit with one datagram;
+		// the sender stops at Count.
+		b.reset(limit)
+		err := p.cfg.Source.Fill(ctx, b)
+		remaining -= int64(b.Len())
+		if b.Len() > 0 {
+			p.datagrams += int64(b.Datagrams())
+			if qerr := p.send(ctx, b); qerr != nil {
+				return qerr
+			}
+		} else {
+			p.put(b)
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		case limited && remaining <= 0:
+			return nil
+		}
+	}
+}
+
+func (p *packager) get() *Block {
+	select {
+	case b := <-p.pool:
+		return b
+	default:
+		return newBlock(p.blockSize)
+	}
+}
+
+func (p *packager) put(b *Block) {
+	select {
+	case p.pool <- b:
+	default:
+	}
+}
+
+// send queues b under the overflow policy.
+func (p *packager) send(ctx context.Context, b *Block) error {
+	switch p.cfg.Overflow {
+	case OverflowDropNewest:
+		select {
+		case p.out <- b:
+		default:
+			p.drop(b)
+		}
+	case OverflowDropOldest:
+		for sent := false; !sent; {
+			select {
+			case p.out <- b:
+				sent = true
+			default:
+				select {
+				case old := <-p.out:
+					p.drop(old)
+				default:
+				}
+			}
+		}
+	default:
+		select {
+		case p.out <- b:
+		case <-ctx.Done():
+			p.put(b)
+			return ctx.Err()
+		}
+	}
+	n := len(p.out)
+	p.high = max(p.high, n)
+	p.cfg.Live.queued.Store(int64(n))
+	return nil
+}
+
+// drop counts a block lost to overflow and warns at most once a second.
+func (p *packager) drop(b *Block) {
+	n := int64(max(1, b.Datagrams()))
+	p.dropped += n
+	p.unwarned += n
+	p.cfg.Live.dropped.Add(n)
+	if now := time.Now(); now.Sub(p.lastWarn) >= time.Second {
+		p.cfg.Logger.Warn("queue full: dropping datagrams", "dropped", p.unwarned, "total_dropped", p.dropped, "policy", string(p.cfg.Overflow))
+		p.lastWarn, p.unwarned = now, 0
+	}
+	p.put(b)
+}
+
+// sender cuts queued bytes into whole frames and writes them.
+type sender struct {
+	w     io.Writer
+	cfg   Config
+	pool  chan *Block
+	fs    int
+	maxW  int // bytes per write call at most
+	auto  bool
+	stats Stats
+
+	buf []byte // unwritten bytes: whole frames, then a partial one
+	off int    // start of the unwritten bytes in buf
+
+	// pacing
+	start time.Time
+	timer *time.Timer
+
+	drainBy time.Time // set once ctx is done
+}
+
+func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender {
+	maxW := cfg.writeFrames() * cfg.FrameSize
+	return &sender{
+		w: w, cfg: cfg, pool: pool, fs: cfg.FrameSize, maxW: maxW,
+		auto: cfg.Batch == 0 && cfg.Rate == 0,
+		// Room for a full write, a whole block and a frame of padding.
+		buf: make([]byte, 0, maxW+blockSize+cfg.FrameSize),
+	}
+}
+
+// errDrained stops the sender when the drain timeout runs out.
+var errDrained = errors.New("drain timeout")
+
+func (s *sender) run(ctx context.Context, in <-chan *Block) error {
+	if s.cfg.Rate > 0 {
+		s.timer = time.NewTimer(time.Hour)
+		defer s.timer.Stop()
+	}
+	err := s.loop(ctx, in)
+	if errors.Is(err, errDrained) || errors.Is(err, errCountReached) {
+		err = nil
+	}
+	// Frames and bytes left in the buffer were never written.
+	left := len(s.buf) - s.off
+	s.stats.Unsent += int64(left / s.fs)
+	s.stats.Cut += int64(left % s.fs)
+	return err
+}
+
+var errCountReached = errors.New("count reached")
+
+func (s *sender) loop(ctx context.Context, in <-chan *Block) error {
+	for {
+		b, ok := <-in
+		if !ok {
+			return s.finish(ctx)
+		}
+		if err := s.take(ctx, b); err != nil {
+			return err
+		}
+		// Coalesce what is already queued, without waiting for more.
+		for s.auto && len(s.buf)-s.off < s.maxW && ok {
+			select {
+			case b, ok = <-in:
+				if ok {
+					if err := s.take(ctx, b); err != nil {
+						return err
+					}
+				}
+			default:
+				ok = false
+			}
+		}
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// take appends b's bytes to the buffer, frames each datagram on its own
+// under AlignDatagram, and recycles b. A short datagram under PartialError
+// ends the run after the frames before it are written.
+func (s *sender) take(ctx context.Context, b *Block) error {
+	s.compact(len(b.data) + s.fs)
+	var err error
+	if s.cfg.Align == AlignDatagram && len(b.ends) > 0 {
+		start := 0
+		for _, end := range b.ends {
+			s.buf = append(s.buf, b.data[start:end]...)
+			if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
+				if err = s.short(rem); err != nil {
+					s.stats.Cut += int64(len(b.data) - end) // the datagrams after it
+					break
+				}
+			}
+			start = end
+		}
+	} else {
+		s.buf = append(s.buf, b.data...)
+	}
+	select {
+	case s.pool <- b:
+	default:
+	}
+	if err != nil {
+		if ferr := s.flush(ctx); ferr != nil {
+			return ferr
+		}
+	}
+	return err
+}
+
+// compact moves the unwritten bytes to the front when fewer than need bytes
+// of room are left.
+func (s *sender) compact(need int) {
+	if cap(s.buf)-len(s.buf) >= need {
+		return
+	}
+	n := copy(s.buf, s.buf[s.off:])
+	s.buf, s.off = s.buf[:n], 0
+	if cap(s.buf)-len(s.buf) < need { // a datagram larger than planned for
+		grown := make([]byte, n, n+need+s.maxW)
+		copy(grown, s.buf)
+		s.buf = grown
+	}
+}
+
+// short applies the partial-frame policy to the rem bytes at the end of
+// the buffer. Under PartialError the bytes are taken out and the error
+// returned, so that the whole frames before them can still be written.
+func (s *sender) short(rem int) error {
+	switch s.cfg.Partial {
+	case PartialPad:
+		for range s.fs - rem {
+			s.buf = append(s.buf, s.cfg.Pad)
+		}
+		s.stats.Padded++
+		return nil
+	case PartialDrop:
+		s.buf = s.buf[:len(s.buf)-rem]
+		s.stats.Short++
+		return nil
+	}
+	s.buf = s.buf[:len(s.buf)-rem]
+	s.stats.Short++
+	return fmt.Errorf("%w: the data ended %d bytes into a %d-byte frame (use --partial pad or drop to send it anyway)", ErrPartialFrame, rem, s.fs)
+}
+
+// finish handles the end of the queue: the source ended, or a stop.
+func (s *sender) finish(ctx context.Context) error {
+	var perr error
+	if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
+		if ctx.Err() != nil {
+			// Stopped in the middle of a frame: the rest never came.
+			s.buf = s.buf[:len(s.buf)-rem]
+			s.stats.Cut += int64(rem)
+		} else {
+			perr = s.short(rem)
+		}
+	}
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	return perr
+}
+
+// flush writes every whole frame in the buffer, at most maxW bytes per
+// write call, on the pacing schedule.
+func (s *sender) flush(ctx context.Context) error {
+	for {
+		whole := (len(s.buf) - s.off) / s.fs * s.fs
+		if whole == 0 {
+			return nil
+		}
+		n := min(whole, s.maxW)
+		if s.cfg.Count > 0 {
+			left := (s.cfg.Count - s.stats.Frames) * int64(s.fs)
+			if left <= 0 {
+				return errCountReached
+			}
+			n = int(min(int64(n), left))
+		}
+		if err := s.stopping(ctx); err != nil {
+			return err
+		}
+		if s.cfg.Rate > 0 {
+			if err := s.pace(ctx); err != nil {
+				return err
+			}
+		}
+		if err := s.write(s.buf[s.off : s.off+n]); err != nil {
+			return err
+		}
+		s.off += n
+		if s.cfg.Count > 0 && s.stats.Frames >= s.cfg.Count {
+			return errCountReached
+		}
+	}
+}
+
+// stopping notes a stop and reports errDrained once its drain time is over.
+func (s *sender) stopping(ctx context.Context) error {
+	if s.drainBy.IsZero() {
+		if ctx.Err() == nil {
+			return nil
+		}
+		s.drainBy = time.Now().Add(s.cfg.DrainTimeout)
+	}
+	if !time.Now().Before(s.drainBy) {
+		return errDrained
+	}
+	return nil
+}
+
+// lateLimit is how far behind its schedule a paced sender may fall before it
+// starts the schedule afresh instead of catching up.
+const lateLimit = 100 * time.Millisecond
+
+// pace waits until the next frame is due: frame k is due at start + k/rate,
+// so scheduling delays do not accumulate into a slower rate. A late wake-up
+// is caught up by sending at once; a delay longer than lateLimit (a stalled
+// device) re-anchors the schedule, so the device is not hit by a burst.
+func (s *sender) pace(ctx context.Context) error {
+	now := time.Now()
+	if s.start.IsZero() {
+		s.start = now
+		return nil
+	}
+	due := s.start.Add(time.Duration(float64(s.stats.Frames) / s.cfg.Rate * float64(time.Second)))
+	wait := due.Sub(now)
+	if wait <= 0 {
+		if -wait > lateLimit {
+			s.cfg.Logger.Debug("pacing: behind schedule, re-anchoring", "late", -wait)
+			s.start = now.Add(-time.Duration(float64(s.stats.Frames) / s.cfg.Rate * float64(time.Second)))
+		}
+		return nil
+	}
+	if !s.drainBy.IsZero() && due.After(s.drainBy) {
+		return errDrained
+	}
+	s.timer.Reset(wait)
+	select {
+	case <-s.timer.C:
+		return nil
+	case <-ctx.Done():
+		if err := s.stopping(ctx); err != nil {
+			return err
+		}
+		if due.After(s.drainBy) {
+			return errDrained
+		}
+		<-s.timer.C
+		return nil
+	}
+}
+
+// maxZeroWrites bounds how often a writer may accept nothing without an
+// error before the run gives up on it.
+const maxZeroWrites = 1000
+
+// write writes all of p, looping on short writes: a serial port may take
+// part of a write with a nil error.
+func (s *sender) write(p []byte) error {
+	written, zeros := 0, 0
+	for written < len(p) {
+		n, err := s.w.Write(p[written:])
+		s.stats.Writes++
+		written += n
+		if err != nil {
+			s.count(written)
+			return err
+		}
+		if n == 0 {
+			if zeros++; zeros >= maxZeroWrites {
+				s.count(written)
+				return ErrNoProgress
+			}
+		}
+	}
+	s.count(written)
+	return nil
+}
+
+func (s *sender) count(n int) {
+	frames := int64(n / s.fs)
+	s.stats.Frames += frames
+	s.stats.Bytes += int64(n)
+	s.cfg.Live.frames.Add(frames)
+	s.cfg.Live.bytes.Add(int64(n))
+}

@@ -1,0 +1,425 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/pipeline/pipelinetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// counterBytes is the original program's stream: byte k is k mod 16.
+func counterBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 16)
+	}
+	return b
+}
+
+func config(fs int, count int64) pipeline.Config {
+	c := pipeline.DefaultConfig()
+	c.FrameSize = fs
+	c.Count = count
+	return c
+}
+
+func TestCounterFramesInOrder(t *testing.T) {
+	for _, fs := range []int{1, 2, 7, 13, 100, 4096} {
+		for _, batch := range []int{0, 1, 3, 200} {
+			t.Run(fmt.Sprintf("fs=%d/batch=%d", fs, batch), func(t *testing.T) {
+				count := int64(20000 / fs)
+				cfg := config(fs, count)
+				cfg.Batch = batch
+				cfg.Queue = 3
+				rec := &pipelinetest.Recorder{}
+				st, err := pipeline.Run(context.Background(), rec, cfg)
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				if got, want := rec.Bytes(), counterBytes(int(count)*fs); !bytes.Equal(got, want) {
+					t.Fatalf("wrote %d bytes, want the %d-byte counter stream (first difference at %d)", len(got), len(want), firstDiff(got, want))
+				}
+				if st.Frames != count || st.Bytes != count*int64(fs) {
+					t.Errorf("stats = %d frames %d bytes, want %d and %d", st.Frames, st.Bytes, count, count*int64(fs))
+				}
+				maxW := batch * fs
+				if batch == 0 {
+					maxW = max(fs, pipeline.BlockSize/fs*fs)
+				}
+				for i, n := range rec.Writes() {
+					if n%fs != 0 || n > maxW || n == 0 {
+						t.Fatalf("write %d took %d bytes: want a whole number of %d-byte frames, at most %d bytes", i, n, fs, maxW)
+					}
+				}
+				if int64(len(rec.Writes())) != st.Writes {
+					t.Errorf("stats.Writes = %d, want %d", st.Writes, len(rec.Writes()))
+				}
+			})
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestShortWritesAreCompleted(t *testing.T) {
+	for _, max := range []int{1, 3, 6, 8} {
+		t.Run(fmt.Sprint(max), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{MaxWrite: max}
+			cfg := config(7, 3000)
+			st, err := pipeline.Run(context.Background(), rec, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := rec.Bytes(), counterBytes(7*3000); !bytes.Equal(got, want) {
+				t.Fatalf("stream differs at byte %d of %d", firstDiff(got, want), len(want))
+			}
+			if st.Frames != 3000 {
+				t.Errorf("frames = %d, want 3000", st.Frames)
+			}
+			if want := int64(len(rec.Writes())); st.Writes != want {
+				t.Errorf("writes = %d, want %d", st.Writes, want)
+			}
+		})
+	}
+}
+
+func TestWriteErrorStopsRun(t *testing.T) {
+	boom := errors.New("device disappeared")
+	rec := &pipelinetest.Recorder{FailAfter: 7*50 + 3, Err: boom}
+	st, err := pipeline.Run(context.Background(), rec, config(7, 0))
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	if st.Frames != 50 {
+		t.Errorf("frames = %d, want 50 (the whole frames before the failure)", st.Frames)
+	}
+}
+
+type zeroWriter struct{}
+
+func (zeroWriter) Write(p []byte) (int, error) { return 0, nil }
+
+func TestWriterThatTakesNothing(t *testing.T) {
+	_, err := pipeline.Run(context.Background(), zeroWriter{}, config(7, 10))
+	if !errors.Is(err, pipeline.ErrNoProgress) {
+		t.Fatalf("err = %v, want ErrNoProgress", err)
+	}
+}
+
+func TestCancelLeavesWholeFrames(t *testing.T) {
+	for _, max := range []int{0, 5} {
+		t.Run(fmt.Sprint(max), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rec := &pipelinetest.Recorder{MaxWrite: max}
+			rec.OnWrite = func(total int) {
+				if total > 100_000 {
+					cancel()
+				}
+			}
+			cfg := config(7, 0)
+			cfg.Batch = 2
+			st, err := pipeline.Run(ctx, rec, cfg)
+			if err != nil {
+				t.Fatalf("Run after cancel: %v, want nil", err)
+			}
+			got := rec.Bytes()
+			if len(got)%7 != 0 {
+				t.Fatalf("wrote %d bytes: not a whole number of frames", len(got))
+			}
+			if !bytes.Equal(got, counterBytes(len(got))) {
+				t.Fatalf("stream differs at byte %d", firstDiff(got, counterBytes(len(got))))
+			}
+			if st.Frames != int64(len(got)/7) {
+				t.Errorf("frames = %d, want %d", st.Frames, len(got)/7)
+			}
+			if st.Unsent != 0 || st.Cut != 0 {
+				t.Errorf("unsent %d cut %d: the queue should drain in time", st.Unsent, st.Cut)
+			}
+		})
+	}
+}
+
+// slowWriter takes every write after a delay, in fake time under synctest.
+type slowWriter struct {
+	delay time.Duration
+	rec   pipelinetest.Recorder
+	calls atomic.Int64
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	w.calls.Add(1)
+	return w.rec.Write(p)
+}
+
+func TestDrainTimeoutCountsUnsent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &slowWriter{delay: 10 * time.Millisecond}
+		cfg := config(7, 0)
+		cfg.Batch = 1
+		cfg.Queue = 8
+		cfg.DrainTimeout = 200 * time.Millisecond
+		go func() {
+			time.Sleep(time.Second)
+			cancel()
+		}()
+		st, err := pipeline.Run(ctx, w, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := w.rec.Bytes()
+		if !bytes.Equal(got, counterBytes(len(got))) || len(got)%7 != 0 {
+			t.Fatalf("wrote %d bytes, not a whole counter prefix", len(got))
+		}
+		// 100 writes before the stop, 20 more in the drain time.
+		if st.Frames < 115 || st.Frames > 125 {
+			t.Errorf("frames = %d, want about 120 (1.2 s at 10 ms a frame)", st.Frames)
+		}
+		if st.Unsent == 0 {
+			t.Errorf("unsent = 0, want the frames still queued at the drain timeout")
+		}
+		// The packager makes whole blocks of whole frames; every byte of
+		// them is either sent or counted.
+		block := int64(pipeline.BlockSize / 7 * 7)
+		if produced := st.Bytes + st.Unsent*7 + st.Cut; produced%block != 0 {
+			t.Errorf("sent+unsent+cut = %d bytes, not a whole number of %d-byte counter blocks", produced, block)
+		}
+	})
+}
+
+func TestPacingFollowsAbsoluteSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var times []time.Duration
+		start := time.Now()
+		rec := &pipelinetest.Recorder{}
+		rec.OnWrite = func(int) { times = append(times, time.Since(start)) }
+		cfg := config(7, 1000)
+		cfg.Rate = 1000
+		st, err := pipeline.Run(context.Background(), rec, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(times) != 1000 {
+			t.Fatalf("writes = %d, want 1000 (one frame per write when paced)", len(times))
+		}
+		for k, at := range times {
+			if want := time.Duration(k) * time.Millisecond; at != want {
+				t.Fatalf("frame %d written at %v, want %v", k, at, want)
+			}
+		}
+		if r := st.Rate(); r < 999 || r > 1001.1 {
+			t.Errorf("rate = %.2f, want 1000", r)
+		}
+	})
+}
+
+// lateWriter is slow once, as if the device stalled.
+type lateWriter struct {
+	pipelinetest.Recorder
+	n     int
+	stall map[int]time.Duration
+	at    []time.Duration
+	start time.Time
+}
+
+func (w *lateWriter) Write(p []byte) (int, error) {
+	w.at = append(w.at, time.Since(w.start))
+	time.Sleep(w.stall[w.n])
+	w.n++
+	return w.Recorder.Write(p)
+}
+
+func TestPacingCatchesUpOrReanchors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A 5 ms stall at frame 10 is caught up: frames 11..15 go at once
+		// and frame 16 is back on the original schedule. A 500 ms stall
+		// at frame 30 re-anchors: frame 31 goes at once and the next one
+		// a whole interval later, not as a burst.
+		w := &lateWriter{stall: map[int]time.Duration{10: 5 * time.Millisecond, 30: 500 * time.Millisecond}, start: time.Now()}
+		cfg := config(7, 40)
+		cfg.Rate = 1000
+		if _, err := pipeline.Run(context.Background(), w, cfg); err != nil {
+			t.Fatal(err)
+		}
+		ms := time.Millisecond
+		checks := []struct {
+			frame int
+			at    time.Duration
+		}{{10, 10 * ms}, {11, 15 * ms}, {15, 15 * ms}, {16, 16 * ms}, {30, 30 * ms}, {31, 530 * ms}, {32, 531 * ms}, {39, 538 * ms}}
+		for _, c := range checks {
+			if got := w.at[c.frame]; got != c.at {
+				t.Errorf("frame %d written at %v, want %v", c.frame, got, c.at)
+			}
+		}
+	})
+}
+
+func TestAlignDatagramAndPartialPolicies(t *testing.T) {
+	datagrams := [][]byte{{1, 2, 3}, {4, 5, 6, 7, 8, 9, 10}, {11}, {}, {12, 13, 14, 15}}
+	cases := []struct {
+		align   pipeline.Align
+		partial pipeline.Partial
+		want    []byte
+		padded  int64
+		short   int64
+		err     error
+	}{
+		{pipeline.AlignStream, pipeline.PartialPad, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xee}, 1, 0, nil},
+		{pipeline.AlignStream, pipeline.PartialDrop, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 0, 1, nil},
+		{pipeline.AlignStream, pipeline.PartialError, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 0, 1, pipeline.ErrPartialFrame},
+		{pipeline.AlignDatagram, pipeline.PartialPad, []byte{1, 2, 3, 0xee, 4, 5, 6, 7, 8, 9, 10, 0xee, 11, 0xee, 0xee, 0xee, 12, 13, 14, 15}, 3, 0, nil},
+		{pipeline.AlignDatagram, pipeline.PartialDrop, []byte{4, 5, 6, 7, 12, 13, 14, 15}, 0, 3, nil},
+		{pipeline.AlignDatagram, pipeline.PartialError, nil, 0, 1, pipeline.ErrPartialFrame},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%s", c.align, c.partial), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{}
+			cfg := config(4, 0)
+			cfg.Source = &pipeline.List{Datagrams: datagrams}
+			cfg.Align, cfg.Partial, cfg.Pad = c.align, c.partial, 0xee
+			st, err := pipeline.Run(context.Background(), rec, cfg)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			if got := rec.Bytes(); !bytes.Equal(got, c.want) {
+				t.Errorf("wrote % x, want % x", got, c.want)
+			}
+			if st.Padded != c.padded || st.Short != c.short {
+				t.Errorf("padded %d short %d, want %d and %d", st.Padded, st.Short, c.padded, c.short)
+			}
+			if st.Datagrams != int64(len(datagrams)) {
+				t.Errorf("datagrams = %d, want %d", st.Datagrams, len(datagrams))
+			}
+		})
+	}
+}
+
+// burst is a datagram source that produces n numbered 8-byte datagrams as
+// fast as it can, one per block.
+type burst struct{ n, next int }
+
+func (b *burst) Fill(ctx context.Context, blk *pipeline.Block) error {
+	if b.next == b.n {
+		return io.EOF
+	}
+	d := blk.DatagramSpare()
+	for i := range 8 {
+		d[i] = byte(b.next >> (8 * (i % 4)))
+	}
+	blk.CommitDatagram(8)
+	b.next++
+	return nil
+}
+
+func TestOverflowDropsAreCountedExactly(t *testing.T) {
+	for _, policy := range []pipeline.Overflow{pipeline.OverflowDropNewest, pipeline.OverflowDropOldest} {
+		t.Run(string(policy), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := &slowWriter{delay: time.Millisecond}
+				cfg := config(4, 0)
+				cfg.Source = &burst{n: 5000}
+				cfg.Align = pipeline.AlignDatagram
+				cfg.Overflow = policy
+				cfg.Queue = 4
+				cfg.Batch = 2
+				st, err := pipeline.Run(context.Background(), w, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := w.rec.Bytes()
+				if len(got)%8 != 0 {
+					t.Fatalf("wrote %d bytes: a datagram was split", len(got))
+				}
+				sent := int64(len(got) / 8)
+				if st.Dropped == 0 || sent+st.Dropped != 5000 {
+					t.Errorf("sent %d + dropped %d = %d, want 5000 with some dropped", sent, st.Dropped, sent+st.Dropped)
+				}
+				// Whatever survived is in order.
+				last := -1
+				for i := 0; i < len(got); i += 8 {
+					k := int(got[i]) | int(got[i+1])<<8 | int(got[i+2])<<16 | int(got[i+3])<<24
+					if k <= last {
+						t.Fatalf("datagram %d after %d: out of order", k, last)
+					}
+					last = k
+				}
+				if policy == pipeline.OverflowDropOldest && last != 4999 {
+					t.Errorf("last datagram = %d, want 4999 (drop-oldest keeps the newest)", last)
+				}
+			})
+		})
+	}
+}
+
+func TestBlockPolicyLosesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &slowWriter{delay: time.Millisecond}
+		cfg := config(4, 0)
+		cfg.Source = &burst{n: 500}
+		cfg.Align = pipeline.AlignDatagram
+		cfg.Queue = 2
+		st, err := pipeline.Run(context.Background(), w, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Dropped != 0 || st.Frames != 1000 {
+			t.Errorf("dropped %d frames %d, want 0 and 1000", st.Dropped, st.Frames)
+		}
+		if st.QueueHigh != 2 {
+			t.Errorf("queue high-water = %d, want 2 (the queue's capacity)", st.QueueHigh)
+		}
+	})
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*pipeline.Config)
+		want string
+	}{
+		{"frame size 0", func(c *pipeline.Config) { c.FrameSize = 0 }, "--frame-size 0"},
+		{"frame size 5000", func(c *pipeline.Config) { c.FrameSize = 5000 }, "--frame-size 5000"},
+		{"negative count", func(c *pipeline.Config) { c.Count = -1 }, "--count -1"},
+		{"negative rate", func(c *pipeline.Config) { c.Rate = -2 }, "--rate -2"},
+		{"queue 0", func(c *pipeline.Config) { c.Queue = 0 }, "--queue 0"},
+		{"batch", func(c *pipeline.Config) { c.Batch = -1 }, "--batch -1"},
+		{"overflow", func(c *pipeline.Config) { c.Overflow = "spill" }, `--overflow "spill"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := pipeline.DefaultConfig()
+			c.mod(&cfg)
+			err := cfg.Validate()
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
+				t.Errorf("Validate() = %v, want an error naming %s", err, c.want)
+			}
+			if _, rerr := pipeline.Run(context.Background(), io.Discard, cfg); rerr == nil {
+				t.Errorf("Run accepted the config")
+			}
+		})
+	}
+	if err := pipeline.DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+}

@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+)
+
+// Source produces the datagrams a run sends. A Source is used by one
+// goroutine, the packager.
+type Source interface {
+	// Fill adds data to b: raw bytes for a stream source, whole datagrams
+	// for a datagram source. It blocks until it has added something, the
+	// source ends (io.EOF, possibly with data added), or ctx is done. It
+	// must not add more than b.Room() bytes.
+	Fill(ctx context.Context, b *Block) error
+}
+
+// BlockSizer is implemented by sources whose datagrams can be larger than
+// BlockSize, so that the packager allocates blocks big enough.
+type BlockSizer interface {
+	BlockSize() int
+}
+
+// Block is a run of source bytes on the queue. Blocks are recycled: a Source
+// must not keep b or its bytes after Fill returns.
+type Block struct {
+	data  []byte
+	ends  []int // end offset of each datagram, for datagram sources
+	limit int
+}
+
+func newBlock(size int) *Block {
+	return &Block{data: make([]byte, 0, size)}
+}
+
+func (b *Block) reset(limit int) {
+	b.data = b.data[:0]
+	b.ends = b.ends[:0]
+	b.limit = min(limit, cap(b.data))
+}
+
+// Len returns the number of bytes in b.
+func (b *Block) Len() int { return len(b.data) }
+
+// Room returns how many more bytes b takes.
+func (b *Block) Room() int { return b.limit - len(b.data) }
+
+// Spare returns the unused part of b, up to Room bytes, for a Source to
+// read into before it calls Commit or CommitDatagram.
+func (b *Block) Spare() []byte { return b.data[len(b.data):b.limit] }
+
+// Commit adds the first n bytes of Spare to b as stream bytes.
+func (b *Block) Commit(n int) { b.data = b.data[:len(b.data)+n] }
+
+// DatagramSpare returns all of b's unused capacity, which may exceed Room:
+// a datagram is never split, so a datagram source may fill an empty block
+// past the stream target, up to the size it asked for with BlockSizer.
+func (b *Block) DatagramSpare() []byte { return b.data[len(b.data):cap(b.data)] }
+
+// CommitDatagram adds the first n bytes of DatagramSpare to b as one
+// datagram.
+func (b *Block) CommitDatagram(n int) {
+	b.data = b.data[:len(b.data)+n]
+	b.ends = append(b.ends, len(b.data))
+}
+
+// Datagrams returns how many datagrams b holds; 0 for stream bytes.
+func (b *Block) Datagrams() int { return len(b.ends) }
+
+// Counter is the original program's source: datagram k is the single byte
+// k mod 16, for ever. It is a stream source.
+type Counter struct {
+	next uint64
+}
+
+// counterPattern lets Fill copy instead of computing byte by byte.
+var counterPattern = func() []byte {
+	p := make([]byte, 16+MaxDatagram)
+	for i := range p {
+		p[i] = byte(i % 16)
+	}
+	return p
+}()
+
+// Fill fills b's room with the next counter bytes. It never blocks.
+func (c *Counter) Fill(ctx context.Context, b *Block) error {
+	n := copy(b.Spare(), counterPattern[c.next%16:])
+	b.Commit(n)
+	c.next += uint64(n)
+	return nil
+}
+
+// List is a datagram source over datagrams already in memory, such as the
+// lines of a hex file. It ends after the last one.
+type List struct {
+	Datagrams [][]byte
+	next      int
+}
+
+// BlockSize makes room for List's largest datagram.
+func (l *List) BlockSize() int {
+	n := 0
+	for _, d := range l.Datagrams {
+		n = max(n, len(d))
+	}
+	return n
+}
+
+// Fill adds as many whole datagrams as fit in b's room, at least one.
+func (l *List) Fill(ctx context.Context, b *Block) error {
+	for l.next < len(l.Datagrams) {
+		d := l.Datagrams[l.next]
+		if len(d) > b.Room() && b.Len() > 0 {
+			return nil
+		}
+		b.CommitDatagram(copy(b.DatagramSpare(), d))
+		l.next++
+	}
+	return io.EOF
+}

@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is what a run did. Every datagram or byte the run took from its
+// source and did not write is in one of the counters.
+type Stats struct {
+	Frames    int64 // whole frames written
+	Bytes     int64 // bytes written
+	Writes    int64 // write calls, short ones included
+	Datagrams int64 // datagrams taken from a datagram source
+	Dropped   int64 // datagrams dropped because the queue was full
+	Padded    int64 // short frames filled with the pad byte
+	Short     int64 // short frames dropped under PartialDrop
+	Unsent    int64 // whole frames still queued when the drain timeout ran out
+	Cut       int64 // bytes of an unfinished frame discarded on a stop
+	QueueHigh int   // most blocks queued at once
+	Elapsed   time.Duration
+}
+
+// Rate returns the frames written per second over the run.
+func (s Stats) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Frames) / s.Elapsed.Seconds()
+}
+
+// String is the one-line summary framesend prints at the end of a run.
+func (s Stats) String() string {
+	line := fmt.Sprintf("%d frames, %d bytes in %.3f s (%.0f frames/s), %d writes, queue high-water %d",
+		s.Frames, s.Bytes, s.Elapsed.Seconds(), s.Rate(), s.Writes, s.QueueHigh)
+	for _, c := range []struct {
+		n    int64
+		what string
+	}{
+		{s.Datagrams, "datagrams in"},
+		{s.Dropped, "datagrams dropped (queue full)"},
+		{s.Padded, "short frames padded"},
+		{s.Short, "short frames dropped"},
+		{s.Unsent, "frames unsent (drain timeout)"},
+		{s.Cut, "bytes of an unfinished frame discarded at stop"},
+	} {
+		if c.n != 0 {
+			line += fmt.Sprintf(", %d %s", c.n, c.what)
+		}
+	}
+	return line
+}
+
+// Live is a run's progress, readable from any goroutine while it runs.
+type Live struct {
+	frames  atomic.Int64
+	bytes   atomic.Int64
+	dropped atomic.Int64
+	queued  atomic.Int64
+}
+
+// Frames returns the whole frames written so far.
+func (l *Live) Frames() int64 { return l.frames.Load() }
+
+// Bytes returns the bytes written so far.
+func (l *Live) Bytes() int64 { return l.bytes.Load() }
+
+// Dropped returns the datagrams dropped so far.
+func (l *Live) Dropped() int64 { return l.dropped.Load() }
+
+// Queued returns how many blocks are waiting on the queue.
+func (l *Live) Queued() int64 { return l.queued.Load() }
