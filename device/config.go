@@ -59,9 +59,9 @@ func (c Config) Validate() error {
 	case c.Baud <= 0 || c.Baud > MaxBaud:
 		return fmt.Errorf("baud %d is out of range: use a positive rate up to %d, such as 9600 or 115200", c.Baud, MaxBaud)
 	case c.DataBits < 5 || c.DataBits > 8:
-		return fmt.Errorf("data bits %d is out of range: use 5, 6, 7 or 8", c.DataBits)
+		return fmt.Errorf("data-bits %d is out of range: use 5, 6, 7 or 8", c.DataBits)
 	case c.StopBits != 1 && c.StopBits != 2:
-		return fmt.Errorf("stop bits %d is not supported: use 1 or 2", c.StopBits)
+		return fmt.Errorf("stop-bits %d is not supported: use 1 or 2", c.StopBits)
 	}
 	if _, ok := parities[c.Parity]; !ok {
 		return fmt.Errorf("parity %q is not supported: use none, odd, even, mark or space", string(c.Parity))

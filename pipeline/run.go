@@ -117,6 +117,11 @@ func (p *packager) run(ctx context.Context) error {
 	// Stream blocks hold whole frames when the source fills them, so
 	// the sender rarely carries a partial frame from one block to the next.
 	streamLimit := p.blockSize / fs * fs
+	if p.cfg.Rate > 0 {
+		// Paced, a block holds about 10 ms of frames, so a stop drains a
+		// queue of well under a second instead of minutes of frames.
+		streamLimit = min(streamLimit, max(1, int(p.cfg.Rate/100))*fs)
+	}
 	// Under AlignStream, Count frames are exactly Count*fs bytes: take no
 	// more from the source than that.
 	limited := p.cfg.Count > 0 && p.cfg.Align == AlignStream
@@ -232,9 +237,10 @@ type sender struct {
 	buf []byte // unwritten bytes: whole frames, then a partial one
 	off int    // start of the unwritten bytes in buf
 
-	// pacing
-	start time.Time
-	timer *time.Timer
+	// pacing, and the bounds of Stats.Active
+	start      time.Time
+	firstWrite time.Time
+	timer      *time.Timer
 
 	drainBy time.Time // set once ctx is done
 }
@@ -258,6 +264,9 @@ func (s *sender) run(ctx context.Context, in <-chan *Block) error {
 		defer s.timer.Stop()
 	}
 	err := s.loop(ctx, in)
+	if s.cfg.Rate == 0 && !s.firstWrite.IsZero() {
+		s.stats.Active = time.Since(s.firstWrite)
+	}
 	if errors.Is(err, errDrained) || errors.Is(err, errCountReached) {
 		err = nil
 	}
@@ -409,7 +418,15 @@ func (s *sender) flush(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := s.write(s.buf[s.off : s.off+n]); err != nil {
+		if s.firstWrite.IsZero() {
+			s.firstWrite = time.Now()
+		}
+		if s.cfg.Rate > 0 {
+			// A paced write's slot ends one interval per frame after it began.
+			s.stats.Active = time.Since(s.firstWrite) + time.Duration(float64(n/s.fs)/s.cfg.Rate*float64(time.Second))
+		}
+		err := s.write(s.buf[s.off : s.off+n])
+		if err != nil {
 			return err
 		}
 		s.off += n

@@ -9,25 +9,28 @@ import (
 // Stats is what a run did. Every datagram or byte the run took from its
 // source and did not write is in one of the counters.
 type Stats struct {
-	Frames    int64 // whole frames written
-	Bytes     int64 // bytes written
-	Writes    int64 // write calls, short ones included
-	Datagrams int64 // datagrams taken from a datagram source
-	Dropped   int64 // datagrams dropped because the queue was full
-	Padded    int64 // short frames filled with the pad byte
-	Short     int64 // short frames dropped under PartialDrop
-	Unsent    int64 // whole frames still queued when the drain timeout ran out
-	Cut       int64 // bytes of an unfinished frame discarded on a stop
-	QueueHigh int   // most blocks queued at once
-	Elapsed   time.Duration
+	Frames    int64         `json:"frames"`     // whole frames written
+	Bytes     int64         `json:"bytes"`      // bytes written
+	Writes    int64         `json:"writes"`     // write calls, short ones included
+	Datagrams int64         `json:"datagrams"`  // datagrams taken from a datagram source
+	Dropped   int64         `json:"dropped"`    // datagrams dropped because the queue was full
+	Padded    int64         `json:"padded"`     // short frames filled with the pad byte
+	Short     int64         `json:"short"`      // short frames dropped under PartialDrop
+	Unsent    int64         `json:"unsent"`     // whole frames still queued when the drain timeout ran out
+	Cut       int64         `json:"cut_bytes"`  // bytes of an unfinished frame discarded on a stop
+	QueueHigh int           `json:"queue_high"` // most blocks queued at once
+	Elapsed   time.Duration `json:"-"`          // the whole run, wall time
+	// Active runs from the first write to the end of the last: the last
+	// write's return, or when paced, the end of its slot in the schedule.
+	Active time.Duration `json:"-"`
 }
 
-// Rate returns the frames written per second over the run.
+// Rate returns the frames written per second while the run was writing.
 func (s Stats) Rate() float64 {
-	if s.Elapsed <= 0 {
+	if s.Active <= 0 {
 		return 0
 	}
-	return float64(s.Frames) / s.Elapsed.Seconds()
+	return float64(s.Frames) / s.Active.Seconds()
 }
 
 // String is the one-line summary framesend prints at the end of a run.

@@ -188,6 +188,10 @@ func (p *PTY) applyFaults(b []byte) int {
 	return len(out)
 }
 
+// SetReadDeadline makes Read give up at t (with os.ErrDeadlineExceeded), so
+// a far-end reader can look up from its work; the zero time waits for ever.
+func (p *PTY) SetReadDeadline(t time.Time) error { return p.master.SetReadDeadline(t) }
+
 // Write sends b to the device side, as a device transmitting would.
 func (p *PTY) Write(b []byte) (int, error) { return p.master.Write(b) }
 

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/framesend/framesend/device"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes, as in the README.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// run is the whole command: it parses args, runs the command they name and
+// returns the process's exit code. It writes only to the given streams, so
+// tests can call it with buffers.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "framesend: %s\n", message(err))
+	return exitCode(err)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:    "framesend",
+		Usage:   "send fixed-size binary frames to a serial device",
+		Version: version,
+		Description: "framesend cuts a source (a counter, a file, stdin) into frames of --frame-size bytes\n" +
+			"and writes them, whole and in order, to a serial port: a USB-serial adapter, a\n" +
+			"Raspberry Pi UART or a socat virtual port. Every flag can also be set with\n" +
+			"FRAMESEND_<FLAG>, for example FRAMESEND_PORT=/dev/ttyUSB0.",
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		// Errors are reported by run, once; never os.Exit inside the app.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("no command %q: run framesend --help for the list", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: []*cli.Command{
+			sendCommand(),
+			listenCommand(),
+			demoCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsageError
+	}
+	return app
+}
+
+// usageError is a mistake in the command line: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+func (e usageError) ExitCode() int { return exitUsage }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	msg := strings.Replace(err.Error(), "provided but not defined: -", "provided but not defined: --", 1)
+	if strings.HasPrefix(msg, "invalid value") {
+		// "invalid value "x" for flag -baud: parse error" → name the flag
+		// as users type it and say what it takes.
+		msg = strings.Replace(msg, "for flag -", "for --", 1)
+		msg = strings.TrimSuffix(msg, ": parse error") + ": not a number"
+	}
+	help := "framesend --help"
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		help = "framesend " + c.Command.Name + " --help"
+	}
+	return usageError{fmt.Errorf("%s (see %s)", msg, help)}
+}
+
+// failure is a run-time failure: exit 1.
+type failure struct{ err error }
+
+func (e failure) Error() string { return e.err.Error() }
+func (e failure) Unwrap() error { return e.err }
+func (e failure) ExitCode() int { return exitFailure }
+
+func exitCode(err error) int {
+	var coder interface{ ExitCode() int }
+	if errors.As(err, &coder) {
+		return coder.ExitCode()
+	}
+	return exitFailure
+}
+
+// message turns an error into the one line the user sees, with the fix
+// where there is one. Port errors are classified in package device; the
+// hints for each class live here, in one place.
+func message(err error) string {
+	msg := err.Error()
+	var derr *device.Error
+	if !errors.As(err, &derr) {
+		return msg
+	}
+	switch {
+	case errors.Is(err, device.ErrNotFound):
+		return msg + ": check the path; USB adapters appear as /dev/ttyUSB* or /dev/ttyACM*, with stable names in /dev/serial/by-id/"
+	case errors.Is(err, device.ErrPermission):
+		return msg + ": add your user to the dialout group (sudo usermod -aG dialout $USER) and log in again"
+	case errors.Is(err, device.ErrBusy):
+		return msg + ": another program has the port open; close it (fuser -v " + derr.Path + " shows which)"
+	case errors.Is(err, device.ErrNotSerial):
+		return msg + ": --port must be a serial device such as /dev/ttyUSB0, /dev/ttyAMA0 or a socat pty"
+	case errors.Is(err, device.ErrGone):
+		return msg + ": the device went away (unplugged, or its far end closed); check the cable and the adapter"
+	}
+	return msg
+}
+
+// newLogger builds the slog logger for --log-level and --log-format.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usagef("--log-level %q is not a level: use debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	}
+	return nil, usagef("--log-format %q is not a format: use text or json", c.String("log-format"))
+}

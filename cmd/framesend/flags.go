@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/framesend/framesend/device"
+)
+
+// env names the environment variable that also sets flag name.
+func env(name string) []string {
+	return []string{"FRAMESEND_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+const (
+	catSerial = "Serial port"
+	catFrames = "Frames"
+	catOutput = "Output"
+)
+
+// serialFlags are the settings of every command that opens a port.
+func serialFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "serial device `PATH`, such as /dev/ttyUSB0 or /dev/serial/by-id/…", EnvVars: env("port"), Category: catSerial},
+		&cli.IntFlag{Name: "baud", Aliases: []string{"b"}, Value: 115200, Usage: "line speed in bits per second", EnvVars: env("baud"), Category: catSerial},
+		&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "bits per character: 5, 6, 7 or 8", EnvVars: env("data-bits"), Category: catSerial},
+		&cli.StringFlag{Name: "parity", Value: "none", Usage: "none, odd, even, mark or space", EnvVars: env("parity"), Category: catSerial},
+		&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "1 or 2", EnvVars: env("stop-bits"), Category: catSerial},
+	}
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("log-level"), Category: catOutput},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: env("log-format"), Category: catOutput},
+	}
+}
+
+// portConfig reads and checks the serial flags. Mistakes are usage errors.
+func portConfig(c *cli.Context) (string, device.Config, error) {
+	path := c.String("port")
+	if path == "" {
+		return "", device.Config{}, usagef("missing --port: name the serial device, for example --port /dev/ttyUSB0 (USB adapters are listed in /dev/serial/by-id/)")
+	}
+	parity, err := device.ParseParity(c.String("parity"))
+	if err != nil {
+		return "", device.Config{}, usagef("--%v", err)
+	}
+	cfg := device.Config{Baud: c.Int("baud"), DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
+	if err := cfg.Validate(); err != nil {
+		return "", device.Config{}, usagef("--%v", err)
+	}
+	return path, cfg, nil
+}

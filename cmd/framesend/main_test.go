@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/framesend/framesend/device/devicetest"
+)
+
+// binary is framesend built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "framesend-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "framesend")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func counterBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 16)
+	}
+	return b
+}
+
+func newFake(t *testing.T, opts devicetest.Options) *devicetest.PTY {
+	t.Helper()
+	f, err := devicetest.New(opts)
+	if err != nil {
+		t.Fatalf("pty fake: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// drain reads the fake's far end into a buffer until stop is closed and no
+// byte has come for quiet, and then returns what it read.
+func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan []byte {
+	out := make(chan []byte, 1)
+	go func() {
+		var got bytes.Buffer
+		buf := make([]byte, 64<<10)
+		stopped := false
+		last := time.Now()
+		for {
+			f.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			n, err := f.Read(buf)
+			got.Write(buf[:n])
+			if n > 0 {
+				last = time.Now()
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			select {
+			case <-stop:
+				stopped = true
+			default:
+			}
+			if stopped && time.Since(last) > quiet {
+				break
+			}
+		}
+		out <- got.Bytes()
+	}()
+	return out
+}
+
+// framesend runs the binary with args and returns its exit code and stderr.
+func framesend(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run framesend: %v", err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+func TestSendHundredThousandFrames(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	code, _, stderr := framesend(t, nil, "send", "--port", f.Path(), "--count", "100000")
+	close(stop)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	data := <-got
+	if want := counterBytes(700_000); !bytes.Equal(data, want) {
+		t.Fatalf("far end got %d bytes, want the 700000-byte counter stream (first difference at %d)", len(data), firstDiff(data, want))
+	}
+	if !strings.Contains(stderr, "100000 frames, 700000 bytes") {
+		t.Errorf("summary missing or wrong: %q", stderr)
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestSendFromEnvironment(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	code, _, stderr := framesend(t, []string{"FRAMESEND_PORT=" + f.Path(), "FRAMESEND_COUNT=500", "FRAMESEND_FRAME_SIZE=16", "FRAMESEND_BATCH=1"}, "send")
+	close(stop)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if data := <-got; !bytes.Equal(data, counterBytes(500*16)) {
+		t.Errorf("far end got %d bytes, want 8000 counter bytes", len(data))
+	}
+	if !strings.Contains(stderr, "500 writes") {
+		t.Errorf("FRAMESEND_BATCH=1 not honoured: %s", stderr)
+	}
+}
+
+func TestSendStopsCleanlyOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			f := newFake(t, devicetest.Options{})
+			stop := make(chan struct{})
+			got := drain(f, stop, 300*time.Millisecond)
+			cmd := exec.Command(binary, "send", "--port", f.Path(), "--rate", "5000", "--batch", "3")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			close(stop)
+			if err != nil {
+				t.Fatalf("after %v: %v, stderr: %s", sig, err, stderr.String())
+			}
+			data := <-got
+			if len(data) == 0 || len(data)%7 != 0 {
+				t.Fatalf("far end got %d bytes: want a whole, non-zero number of 7-byte frames", len(data))
+			}
+			if !bytes.Equal(data, counterBytes(len(data))) {
+				t.Fatalf("stream differs at byte %d", firstDiff(data, counterBytes(len(data))))
+			}
+			if want := fmt.Sprintf("%d frames, %d bytes", len(data)/7, len(data)); !strings.Contains(stderr.String(), want) {
+				t.Errorf("summary %q does not say %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
+func TestSendReportsUnplug(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	cmd := exec.Command(binary, "send", "--port", f.Path())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 7000)
+	f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(f, buf); err != nil {
+		t.Fatalf("far end: %v", err)
+	}
+	f.Unplug()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("send did not stop within 5 s of the device going away")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	msg := stderr.String()
+	for _, want := range []string{f.Path(), "device disappeared", "after ", "frames"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr %q does not mention %q", msg, want)
+		}
+	}
+}
+
+func TestPermissionDeniedAsUnprivilegedUser(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "1")
+	if os.Geteuid() == 0 {
+		if err := os.Chmod(f.Path(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		// The binary must be reachable by that user.
+		os.Chmod(filepath.Dir(binary), 0o755)
+	} else {
+		os.Chmod(f.Path(), 0)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("err = %v, want exit 1; stderr: %s", err, stderr.String())
+	}
+	for _, want := range []string{"permission denied", f.Path(), "dialout"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q does not mention %q", stderr.String(), want)
+		}
+	}
+}
+
+// TestBadInput runs the command in-process for every mistake a user can
+// make on the command line, and checks the exit code and the one-line
+// message.
+func TestBadInput(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "frames.bin")
+	os.WriteFile(regular, []byte{1, 2, 3}, 0o644)
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"send"}, 2, []string{"missing --port"}},
+		{[]string{"send", "--port", "/dev/ttyNOPE9"}, 1, []string{"/dev/ttyNOPE9", "no such device", "/dev/serial/by-id"}},
+		{[]string{"send", "--port", "/dev/null"}, 1, []string{"/dev/null", "not a serial device"}},
+		{[]string{"send", "--port", regular}, 1, []string{regular, "not a serial device", "regular file"}},
+		{[]string{"send", "--port", dir}, 1, []string{dir, "not a serial device"}},
+		{[]string{"send", "--port", f.Path(), "--baud", "fast"}, 2, []string{"--baud", "fast"}},
+		{[]string{"send", "--port", f.Path(), "--baud", "-9600"}, 2, []string{"--baud -9600", "positive"}},
+		{[]string{"send", "--port", f.Path(), "--baud", "0"}, 2, []string{"--baud 0"}},
+		{[]string{"send", "--port", f.Path(), "--data-bits", "9"}, 2, []string{"--data-bits 9", "5, 6, 7 or 8"}},
+		{[]string{"send", "--port", f.Path(), "--parity", "purple"}, 2, []string{"--parity", "purple", "none, odd, even"}},
+		{[]string{"send", "--port", f.Path(), "--stop-bits", "3"}, 2, []string{"--stop-bits 3", "1 or 2"}},
+		{[]string{"send", "--port", f.Path(), "--frame-size", "0"}, 2, []string{"--frame-size 0", "1 to 4096"}},
+		{[]string{"send", "--port", f.Path(), "--frame-size", "5000"}, 2, []string{"--frame-size 5000"}},
+		{[]string{"send", "--port", f.Path(), "--rate", "-1"}, 2, []string{"--rate -1"}},
+		{[]string{"send", "--port", f.Path(), "--count", "-1"}, 2, []string{"--count -1"}},
+		{[]string{"send", "--port", f.Path(), "--queue", "0"}, 2, []string{"--queue 0"}},
+		{[]string{"send", "--port", f.Path(), "--source", "ftp:x"}, 2, []string{"--source", "ftp:x"}},
+		{[]string{"send", "--port", f.Path(), "--log-level", "loud"}, 2, []string{"--log-level", "loud"}},
+		{[]string{"send", "--port", f.Path(), "--summary", "xml"}, 2, []string{"--summary", "xml"}},
+		{[]string{"send", "--port", f.Path(), "--nope"}, 2, []string{"--nope", "framesend send --help"}},
+		{[]string{"send", "--port", f.Path(), "extra"}, 2, []string{"extra"}},
+		{[]string{"frob"}, 2, []string{`"frob"`}},
+		{[]string{"listen"}, 2, []string{"missing --port"}},
+		{[]string{"listen", "--port", "/dev/ttyNOPE9"}, 1, []string{"/dev/ttyNOPE9", "no such device"}},
+		{[]string{"listen", "--port", f.Path(), "--count", "-1"}, 2, []string{"--count -1"}},
+		{[]string{"listen", "--port", f.Path(), "--timeout", "-1s"}, 2, []string{"--timeout -1s"}},
+		{[]string{"listen", "--port", f.Path(), "--format", "xml"}, 2, []string{"--format", "xml"}},
+		{[]string{"listen", "--port", f.Path(), "--expect", "sometimes"}, 2, []string{"--expect", "sometimes"}},
+		{[]string{"demo", "--count", "0"}, 2, []string{"--count 0"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"framesend"}, c.args...), strings.NewReader(""), &stdout, &stderr)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, stderr.String())
+			}
+			msg := stderr.String()
+			if lines := strings.Count(strings.TrimSpace(msg), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want one: %q", lines, msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("stderr %q does not mention %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"send", "--help"}, {"listen", "--help"}, {"demo", "--help"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"framesend"}, args...), strings.NewReader(""), &stdout, &stderr)
+		if code != 0 || stdout.Len() == 0 {
+			t.Errorf("framesend %v: exit %d, %d bytes of output", args, code, stdout.Len())
+		}
+		if args[0] != "--version" && args[0] != "--help" && !strings.Contains(stdout.String(), "Examples:") {
+			t.Errorf("framesend %v: help has no examples", args)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"framesend", "demo", "--rate", "500", "--count", "40"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if n := strings.Count(out, "  #"); n != 40 {
+		t.Errorf("demo printed %d frames, want 40:\n%s", n, out)
+	}
+	for _, want := range []string{"#0  00 01 02 03 04 05 06", "#39  01 02 03 04 05 06 07", "counter stream verified (40 frames in order)", "verdict:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

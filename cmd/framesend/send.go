@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/framesend/framesend/device"
+	"github.com/framesend/framesend/pipeline"
+)
+
+func sendCommand() *cli.Command {
+	flags := append(serialFlags(),
+		&cli.StringFlag{Name: "source", Value: "counter", Usage: "where frames come from: counter (byte k is k mod 16)", EnvVars: env("source"), Category: catFrames},
+		&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size"), Category: catFrames},
+		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
+		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
+		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
+		&cli.IntFlag{Name: "queue", Value: 64, Usage: "queue capacity between source and sender, in blocks (a block is up to 4 KiB of frames)", EnvVars: env("queue"), Category: catFrames},
+		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
+		&cli.StringFlag{Name: "summary", Value: "text", Usage: "final summary on stderr: text or json", EnvVars: env("summary"), Category: catOutput},
+	)
+	flags = append(flags, logFlags()...)
+	return &cli.Command{
+		Name:      "send",
+		Usage:     "send frames to a serial port",
+		UsageText: "framesend send --port PATH [flags]",
+		Description: "Cuts the source into frames of --frame-size bytes and writes them to the port,\n" +
+			"whole and in order. Ctrl-C (or SIGTERM) stops the source, sends what is queued\n" +
+			"(up to --drain-timeout), prints the summary and exits 0; a second Ctrl-C quits at once.\n\n" +
+			"Examples:\n" +
+			"   framesend send --port /dev/ttyUSB0 --count 1000\n" +
+			"   framesend send --port /dev/ttyAMA0 --baud 9600 --rate 100\n" +
+			"   FRAMESEND_PORT=/tmp/ttyA framesend send --frame-size 16 --batch 1",
+		Flags:  flags,
+		Action: sendAction,
+	}
+}
+
+func sendAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("send takes no arguments, got %q (flags start with --)", c.Args().First())
+	}
+	path, dcfg, err := portConfig(c)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	summary := c.String("summary")
+	if summary != "text" && summary != "json" {
+		return usagef("--summary %q is not a format: use text or json", summary)
+	}
+	cfg := pipeline.DefaultConfig()
+	cfg.FrameSize = c.Int("frame-size")
+	cfg.Count = c.Int64("count")
+	cfg.Rate = c.Float64("rate")
+	cfg.Batch = c.Int("batch")
+	cfg.Queue = c.Int("queue")
+	cfg.DrainTimeout = c.Duration("drain-timeout")
+	cfg.Logger = log
+	cfg.Live = &pipeline.Live{}
+	switch src := c.String("source"); src {
+	case "counter":
+		cfg.Source = &pipeline.Counter{}
+	default:
+		return usagef("--source %q is not a source: use counter", src)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	port, err := device.Open(path, dcfg)
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	log.Debug("port open", "port", path, "line", dcfg.String())
+
+	st, err := runBounded(c.Context, port, cfg)
+	printSummary(c, summary, path, st, err)
+	if err != nil {
+		if errors.Is(err, device.ErrGone) {
+			return failure{fmt.Errorf("%w (after %d frames)", err, st.Frames)}
+		}
+		return failure{err}
+	}
+	return nil
+}
+
+// stopGrace is how long after the drain timeout a stop waits for a write
+// that the device does not take before giving up on it.
+const stopGrace = 2 * time.Second
+
+// errStuck ends a stop whose last write never completed.
+var errStuck = errors.New("the device stopped accepting data during the stop; quitting with a write still pending")
+
+// runBounded runs the pipeline and bounds a stop: a write in progress cannot
+// be interrupted, so once ctx is done Run gets the drain timeout and a grace
+// period, and after that the command gives up (the process then exits, which
+// ends the pending write).
+func runBounded(ctx context.Context, port *device.Port, cfg pipeline.Config) (pipeline.Stats, error) {
+	type result struct {
+		st  pipeline.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := pipeline.Run(ctx, port, cfg)
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(cfg.DrainTimeout + stopGrace)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-t.C:
+		return pipeline.Stats{Frames: cfg.Live.Frames(), Bytes: cfg.Live.Bytes()}, failure{errStuck}
+	}
+}
+
+func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err error) {
+	w := c.App.ErrWriter
+	if format == "json" {
+		out := struct {
+			Port string `json:"port"`
+			pipeline.Stats
+			Seconds float64 `json:"seconds"`
+			Rate    float64 `json:"frames_per_second"`
+			Error   string  `json:"error,omitempty"`
+		}{Port: path, Stats: st, Seconds: st.Elapsed.Seconds(), Rate: st.Rate()}
+		if err != nil {
+			out.Error = message(err)
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	fmt.Fprintf(w, "framesend: sent %v to %s\n", st, path)
+}
