@@ -1,9 +1,11 @@
 package device
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -66,8 +68,15 @@ func (p *Port) Write(b []byte) (int, error) {
 	if p.closed.Load() {
 		return 0, &Error{Op: "write", Path: p.path, Class: ErrClosed}
 	}
-	n, err := p.port.Write(b)
-	return n, classify("write", p.path, err)
+	for {
+		n, err := p.port.Write(b)
+		// go.bug.st/serial does not retry a write a signal interrupted
+		// before it took anything.
+		if n == 0 && errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		return n, classify("write", p.path, err)
+	}
 }
 
 // Read reads what the device sent. It blocks until at least one byte
@@ -95,7 +104,14 @@ func (p *Port) Drain() error {
 	if p.closed.Load() {
 		return &Error{Op: "drain", Path: p.path, Class: ErrClosed}
 	}
-	return classify("drain", p.path, p.port.Drain())
+	for {
+		// tcdrain is not restarted after a signal (the Go runtime's
+		// preemption signals included): wait again.
+		err := p.port.Drain()
+		if !errors.Is(err, syscall.EINTR) {
+			return classify("drain", p.path, err)
+		}
+	}
 }
 
 // Close releases the port. It unblocks a pending Read but not a pending

@@ -19,9 +19,14 @@ import (
 // Limits on Config values.
 const (
 	MaxFrameSize = 4096
-	// BlockSize is the capacity of a queue block for stream sources, and the
-	// size the sender aims for when it coalesces frames into one write.
-	BlockSize = 4096
+	// BlockSize is the capacity of a queue block for stream sources. It is
+	// sixteen writes' worth, so the packager and the sender hand over a
+	// block (and wake each other) once per sixteen writes: with one block
+	// per write, the wake-ups cost a third more CPU than the writes.
+	BlockSize = 64 << 10
+	// WriteSize is the most bytes the sender puts in one write call when it
+	// coalesces ready frames (Batch 0, unpaced).
+	WriteSize = 4096
 	// MaxDatagram is the largest datagram a datagram source may queue.
 	MaxDatagram = 65536
 )
@@ -70,7 +75,7 @@ type Config struct {
 	Count     int64   // frames to send; 0 = until the source ends or ctx is done
 	Rate      float64 // frames per second; 0 = as fast as the writer takes them
 	// Batch is the most whole frames per write call. 0 = automatic: up to
-	// BlockSize bytes of ready frames when unpaced, one frame when paced.
+	// WriteSize bytes of ready frames when unpaced, one frame when paced.
 	Batch    int
 	Queue    int // queue capacity in blocks, at least 1
 	Overflow Overflow
@@ -87,12 +92,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the counter source, 7-byte frames, automatic
-// batching, a 64-block queue and a 5 s drain.
+// batching, a 16-block queue and a 5 s drain.
 func DefaultConfig() Config {
 	return Config{
 		Source:       &Counter{},
 		FrameSize:    7,
-		Queue:        64,
+		Queue:        16,
 		Overflow:     OverflowBlock,
 		Align:        AlignStream,
 		Partial:      PartialPad,
@@ -144,5 +149,5 @@ func (c Config) writeFrames() int {
 	case c.Rate > 0:
 		return 1
 	}
-	return max(1, BlockSize/c.FrameSize)
+	return max(1, WriteSize/c.FrameSize)
 }

@@ -240,6 +240,7 @@ type sender struct {
 	// pacing, and the bounds of Stats.Active
 	start      time.Time
 	firstWrite time.Time
+	precise    bool // finish each wait with sleepPrecisely
 	timer      *time.Timer
 
 	drainBy time.Time // set once ctx is done
@@ -262,6 +263,10 @@ func (s *sender) run(ctx context.Context, in <-chan *Block) error {
 	if s.cfg.Rate > 0 {
 		s.timer = time.NewTimer(time.Hour)
 		defer s.timer.Stop()
+		s.precise = preciseSleep
+		if s.precise {
+			preparePreciseThread()
+		}
 	}
 	err := s.loop(ctx, in)
 	if s.cfg.Rate == 0 && !s.firstWrite.IsZero() {
@@ -476,20 +481,31 @@ func (s *sender) pace(ctx context.Context) error {
 	if !s.drainBy.IsZero() && due.After(s.drainBy) {
 		return errDrained
 	}
-	s.timer.Reset(wait)
-	select {
-	case <-s.timer.C:
-		return nil
-	case <-ctx.Done():
-		if err := s.stopping(ctx); err != nil {
-			return err
-		}
-		if due.After(s.drainBy) {
-			return errDrained
-		}
-		<-s.timer.C
-		return nil
+	// The runtime's timers wake up to a millisecond or two late, so a
+	// timer, which a stop can interrupt, covers the wait only up to
+	// timerSlack before the frame is due, and a precise sleep the rest.
+	coarse := wait
+	if s.precise {
+		coarse -= timerSlack
 	}
+	if coarse > 0 {
+		s.timer.Reset(coarse)
+		select {
+		case <-s.timer.C:
+		case <-ctx.Done():
+			if err := s.stopping(ctx); err != nil {
+				return err
+			}
+			if due.After(s.drainBy) {
+				return errDrained
+			}
+			<-s.timer.C
+		}
+	}
+	if s.precise {
+		sleepPrecisely(time.Until(due))
+	}
+	return nil
 }
 
 // maxZeroWrites bounds how often a writer may accept nothing without an

@@ -56,7 +56,7 @@ func TestCounterFramesInOrder(t *testing.T) {
 				}
 				maxW := batch * fs
 				if batch == 0 {
-					maxW = max(fs, pipeline.BlockSize/fs*fs)
+					maxW = max(fs, pipeline.WriteSize/fs*fs)
 				}
 				for i, n := range rec.Writes() {
 					if n%fs != 0 || n > maxW || n == 0 {
@@ -173,6 +173,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 }
 
 func TestDrainTimeoutCountsUnsent(t *testing.T) {
+	defer pipeline.UseRuntimeTimers()()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &slowWriter{delay: 10 * time.Millisecond}
@@ -209,6 +210,7 @@ func TestDrainTimeoutCountsUnsent(t *testing.T) {
 }
 
 func TestPacingFollowsAbsoluteSchedule(t *testing.T) {
+	defer pipeline.UseRuntimeTimers()()
 	synctest.Test(t, func(t *testing.T) {
 		var times []time.Duration
 		start := time.Now()
@@ -251,6 +253,7 @@ func (w *lateWriter) Write(p []byte) (int, error) {
 }
 
 func TestPacingCatchesUpOrReanchors(t *testing.T) {
+	defer pipeline.UseRuntimeTimers()()
 	synctest.Test(t, func(t *testing.T) {
 		// A 5 ms stall at frame 10 is caught up: frames 11..15 go at once
 		// and frame 16 is back on the original schedule. A 500 ms stall

@@ -20,7 +20,7 @@ func sendCommand() *cli.Command {
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
 		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
 		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
-		&cli.IntFlag{Name: "queue", Value: 64, Usage: "queue capacity between source and sender, in blocks (a block is up to 4 KiB of frames)", EnvVars: env("queue"), Category: catFrames},
+		&cli.IntFlag{Name: "queue", Value: 16, Usage: "queue capacity between source and sender, in blocks (a block is up to 64 KiB of frames, or about 10 ms of frames when paced)", EnvVars: env("queue"), Category: catFrames},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
 		&cli.StringFlag{Name: "summary", Value: "text", Usage: "final summary on stderr: text or json", EnvVars: env("summary"), Category: catOutput},
 	)

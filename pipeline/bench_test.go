@@ -1,0 +1,57 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/framesend/framesend/pipeline"
+)
+
+// countingWriter takes everything, like a device that never pushes back.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// benchRun sends b.N frames in one run, so ns/op and allocs/op are per
+// frame in the steady state (the run's fixed setup is spread over b.N).
+func benchRun(b *testing.B, fs, batch int, rate float64) {
+	cfg := pipeline.DefaultConfig()
+	cfg.FrameSize = fs
+	cfg.Batch = batch
+	cfg.Count = int64(b.N)
+	cfg.Rate = rate
+	w := &countingWriter{}
+	b.SetBytes(int64(fs))
+	b.ReportAllocs()
+	b.ResetTimer()
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.Frames != int64(b.N) || w.n != int64(b.N*fs) {
+		b.Fatalf("sent %d frames (%d bytes), want %d", st.Frames, w.n, b.N)
+	}
+	b.ReportMetric(float64(st.Writes)/float64(b.N), "writes/frame")
+}
+
+func BenchmarkCounterBatch1(b *testing.B)  { benchRun(b, 7, 1, 0) }
+func BenchmarkCounterDefault(b *testing.B) { benchRun(b, 7, 0, 0) }
+func BenchmarkCounterFrame64(b *testing.B) { benchRun(b, 64, 0, 0) }
+
+// BenchmarkFramer is the receiving side: listen's framing and counter check.
+func BenchmarkFramerCounterCheck(b *testing.B) {
+	data := counterBytes(7 * 4096)
+	f := pipeline.NewFramer(7)
+	c := &pipeline.CounterCheck{}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.Feed(data, func(fr []byte) { c.Check(fr) })
+	}
+	if !c.OK() {
+		b.Fatal(c)
+	}
+}
