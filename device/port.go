@@ -98,6 +98,15 @@ func (p *Port) SetReadTimeout(d time.Duration) error {
 	return classify("configure", p.path, p.port.SetReadTimeout(d))
 }
 
+// DiscardInput throws away bytes received but not yet read, such as what a
+// device sent before the port was opened.
+func (p *Port) DiscardInput() error {
+	if p.closed.Load() {
+		return &Error{Op: "flush", Path: p.path, Class: ErrClosed}
+	}
+	return classify("flush", p.path, p.port.ResetInputBuffer())
+}
+
 // Drain blocks until the kernel has handed every written byte to the
 // device (tcdrain). USB adapters may still hold bytes in their own buffer.
 func (p *Port) Drain() error {

@@ -509,30 +509,35 @@ func (s *sender) pace(ctx context.Context) error {
 }
 
 // maxZeroWrites bounds how often a writer may accept nothing without an
-// error before the run gives up on it.
+// error before WriteFull gives up on it.
 const maxZeroWrites = 1000
 
-// write writes all of p, looping on short writes: a serial port may take
-// part of a write with a nil error.
-func (s *sender) write(p []byte) error {
-	written, zeros := 0, 0
+// WriteFull writes all of p to w, looping on short writes: a serial port may
+// take part of a write with a nil error. It returns how many bytes were
+// written and how many write calls it made.
+func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
+	zeros := 0
 	for written < len(p) {
-		n, err := s.w.Write(p[written:])
-		s.stats.Writes++
+		n, err := w.Write(p[written:])
+		calls++
 		written += n
 		if err != nil {
-			s.count(written)
-			return err
+			return written, calls, err
 		}
 		if n == 0 {
 			if zeros++; zeros >= maxZeroWrites {
-				s.count(written)
-				return ErrNoProgress
+				return written, calls, ErrNoProgress
 			}
 		}
 	}
-	s.count(written)
-	return nil
+	return written, calls, nil
+}
+
+func (s *sender) write(p []byte) error {
+	n, calls, err := WriteFull(s.w, p)
+	s.stats.Writes += int64(calls)
+	s.count(n)
+	return err
 }
 
 func (s *sender) count(n int) {

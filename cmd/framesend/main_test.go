@@ -331,3 +331,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+func openDevice(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/framesend/framesend/device"
+	"github.com/framesend/framesend/pipeline"
+)
+
+func loopbackCommand() *cli.Command {
+	flags := append(serialFlags(),
+		&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size"), Category: catFrames},
+		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 1000, Usage: "counter frames to send and read back", EnvVars: env("count"), Category: catFrames},
+		&cli.IntFlag{Name: "window", Value: 1, Usage: "frames in flight at once; 1 = each frame waits for the one before to come back, so latency is the bare round trip", EnvVars: env("window"), Category: catFrames},
+		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "give up when nothing comes back for this long", EnvVars: env("timeout"), Category: catFrames},
+	)
+	return &cli.Command{
+		Name:      "loopback",
+		Usage:     "self-test a port whose TX is wired to its RX: send, read back, compare, time",
+		UsageText: "framesend loopback --port PATH [flags]",
+		Description: "For a port with a loopback plug, or a jumper between TX and RX (GPIO14 and\n" +
+			"GPIO15 on a Raspberry Pi). Sends --count counter frames, reads each one back,\n" +
+			"checks every byte, and reports throughput and round-trip latency (median, p99).\n" +
+			"Exits 1 on any mismatch or missing byte.\n\n" +
+			"Examples:\n" +
+			"   framesend loopback --port /dev/serial0\n" +
+			"   framesend loopback --port /dev/ttyUSB0 --baud 1000000 --count 10000 --window 32",
+		Flags:  flags,
+		Action: loopbackAction,
+	}
+}
+
+func loopbackAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("loopback takes no arguments, got %q (flags start with --)", c.Args().First())
+	}
+	path, dcfg, err := portConfig(c)
+	if err != nil {
+		return err
+	}
+	fs := c.Int("frame-size")
+	if fs < 1 || fs > pipeline.MaxFrameSize {
+		return usagef("--frame-size %d is out of range: use 1 to %d bytes", fs, pipeline.MaxFrameSize)
+	}
+	count := c.Int64("count")
+	if count < 1 || count > 100_000_000 {
+		return usagef("--count %d is out of range: use 1 to 100000000 frames", count)
+	}
+	window := c.Int("window")
+	if window < 1 || window > 1<<16 {
+		return usagef("--window %d is out of range: use 1 to 65536 frames", window)
+	}
+	timeout := c.Duration("timeout")
+	if timeout <= 0 {
+		return usagef("--timeout %v must be positive, such as 2s", timeout)
+	}
+
+	port, err := device.Open(path, dcfg)
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	if err := port.DiscardInput(); err != nil {
+		return failure{err}
+	}
+	if err := port.SetReadTimeout(50 * time.Millisecond); err != nil {
+		return failure{err}
+	}
+
+	res, err := loopback(c.Context, port, fs, count, window, timeout)
+	fmt.Fprintf(c.App.ErrWriter, "framesend: loopback on %s: %s\n", path, res)
+	if err != nil {
+		return failure{err}
+	}
+	return nil
+}
+
+type loopbackResult struct {
+	sent, back int64
+	check      pipeline.CounterCheck
+	elapsed    time.Duration
+	latencies  []time.Duration
+	trailing   int
+}
+
+func (r *loopbackResult) String() string {
+	s := fmt.Sprintf("%d of %d frames came back", r.back, r.sent)
+	if r.back > 0 && r.elapsed > 0 {
+		s += fmt.Sprintf(" in %.3f s (%.0f frames/s)", r.elapsed.Seconds(), float64(r.back)/r.elapsed.Seconds())
+	}
+	if len(r.latencies) > 0 {
+		lat := slices.Clone(r.latencies)
+		slices.Sort(lat)
+		s += fmt.Sprintf(", round trip median %v, p99 %v", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
+	}
+	return s + "; " + r.check.String()
+}
+
+// loopback writes count counter frames, at most window ahead of what has
+// come back, and reads them back. It returns when every frame is back,
+// nothing has come for timeout, or ctx is done.
+func loopback(parent context.Context, port *device.Port, fs int, count int64, window int, timeout time.Duration) (*loopbackResult, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	res := &loopbackResult{}
+	sentAt := make([]atomic.Int64, count) // written by the writer, read when the frame is back
+	credits := make(chan struct{}, window)
+	for range window {
+		credits <- struct{}{}
+	}
+	var sent atomic.Int64
+	var werr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Go(func() {
+		frame := make([]byte, fs)
+		for k := range count {
+			select {
+			case <-credits:
+			case <-ctx.Done():
+				return
+			}
+			for i := range frame {
+				frame[i] = byte((k*int64(fs) + int64(i)) % 16)
+			}
+			sentAt[k].Store(int64(time.Since(start)))
+			if _, _, err := pipeline.WriteFull(port, frame); err != nil {
+				werr = err
+				cancel()
+				return
+			}
+			sent.Add(1)
+		}
+	})
+
+	framer := pipeline.NewFramer(fs)
+	buf := make([]byte, 64<<10)
+	last := time.Now()
+	var rerr error
+	for res.back < count && ctx.Err() == nil {
+		n, err := port.Read(buf)
+		now := time.Now()
+		if n > 0 {
+			last = now
+			framer.Feed(buf[:n], func(f []byte) {
+				if res.back >= count {
+					return
+				}
+				res.check.Check(f)
+				res.latencies = append(res.latencies, now.Sub(start)-time.Duration(sentAt[res.back].Load()))
+				res.back++
+				credits <- struct{}{}
+			})
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+		if now.Sub(last) >= timeout {
+			break
+		}
+	}
+	res.elapsed = time.Since(start)
+	res.trailing = framer.Pending()
+	cancel()
+	wg.Wait()
+	res.sent = sent.Load()
+
+	switch {
+	case werr != nil:
+		return res, werr
+	case rerr != nil:
+		return res, rerr
+	}
+	var problems []string
+	if !res.check.OK() {
+		problems = append(problems, res.check.String())
+	}
+	// Frames still in flight when the user stopped the test are not lost.
+	if res.back < res.sent && parent.Err() == nil {
+		problems = append(problems, fmt.Sprintf("%d frames never came back (is TX wired to RX?)", res.sent-res.back))
+	}
+	if res.trailing > 0 {
+		problems = append(problems, fmt.Sprintf("%d stray bytes do not fill a frame", res.trailing))
+	}
+	if len(problems) > 0 {
+		return res, errors.New("loopback failed: " + strings.Join(problems, "; "))
+	}
+	return res, nil
+}
