@@ -5,7 +5,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/framesend
 
-.PHONY: all build run test bench lint clean
+FUZZTIME ?= 5s
+FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
+
+.PHONY: all build run test fuzz bench lint clean
 
 all: build
 
@@ -19,6 +22,16 @@ run: build
 
 test: lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+# A short fuzzing run of each target (the seed corpus runs in every go test);
+# FUZZTIME=10m make fuzz for a long one.
+fuzz:
+	@log=$$(mktemp); for f in $(FUZZ); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./pipeline >$$log 2>&1 \
+			|| { cat $$log; rm -f $$log; exit 1; }; \
+	done; rm -f $$log
 
 # Go benchmarks of the pipeline, then framesend against a raw write(2) loop
 # on the same pty, each as its own process, medians of interleaved runs.

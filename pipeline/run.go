@@ -75,6 +75,9 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	st.Datagrams = pk.datagrams
 	st.Dropped = pk.dropped
 	st.QueueHigh = pk.high
+	if r, ok := cfg.Source.(Refuser); ok {
+		st.Refused = r.Refused()
+	}
 	// Whatever the sender left on the queue was never written.
 	for b := range queue {
 		st.Unsent += int64(len(b.data) / cfg.FrameSize)

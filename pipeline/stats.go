@@ -14,6 +14,7 @@ type Stats struct {
 	Writes    int64         `json:"writes"`     // write calls, short ones included
 	Datagrams int64         `json:"datagrams"`  // datagrams taken from a datagram source
 	Dropped   int64         `json:"dropped"`    // datagrams dropped because the queue was full
+	Refused   int64         `json:"refused"`    // datagrams the source refused (see Refuser)
 	Padded    int64         `json:"padded"`     // short frames filled with the pad byte
 	Short     int64         `json:"short"`      // short frames dropped under PartialDrop
 	Unsent    int64         `json:"unsent"`     // whole frames still queued when the drain timeout ran out
@@ -43,6 +44,7 @@ func (s Stats) String() string {
 	}{
 		{s.Datagrams, "datagrams in"},
 		{s.Dropped, "datagrams dropped (queue full)"},
+		{s.Refused, "datagrams refused"},
 		{s.Padded, "short frames padded"},
 		{s.Short, "short frames dropped"},
 		{s.Unsent, "frames unsent (drain timeout)"},

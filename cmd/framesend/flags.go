@@ -15,6 +15,7 @@ func env(name string) []string {
 
 const (
 	catSerial = "Serial port"
+	catSource = "Source"
 	catFrames = "Frames"
 	catOutput = "Output"
 )

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -335,3 +336,5 @@ func TestDemo(t *testing.T) {
 func openDevice(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,7 +17,12 @@ import (
 
 func sendCommand() *cli.Command {
 	flags := append(serialFlags(),
-		&cli.StringFlag{Name: "source", Value: "counter", Usage: "where frames come from: counter (byte k is k mod 16)", EnvVars: env("source"), Category: catFrames},
+		&cli.StringFlag{Name: "source", Value: "counter", Usage: "where the data comes from: " + sourceHelp + "; counter is byte k = k mod 16", EnvVars: env("source"), Category: catSource},
+		&cli.StringFlag{Name: "align", Usage: "stream (cut frames from the bytes of all datagrams) or datagram (each datagram starts a new frame); default datagram for udp, stream otherwise", EnvVars: env("align"), Category: catSource},
+		&cli.StringFlag{Name: "partial", Value: "pad", Usage: "a short last frame (end of the source, or of a datagram when aligned): pad, drop or error", EnvVars: env("partial"), Category: catSource},
+		&cli.StringFlag{Name: "pad", Value: "0x00", Usage: "the `BYTE` that pads a short frame", EnvVars: env("pad"), Category: catSource},
+		&cli.StringFlag{Name: "overflow", Usage: "when the queue is full: block (hold the source back), drop-newest or drop-oldest; default drop-newest for udp, block otherwise", EnvVars: env("overflow"), Category: catSource},
+		&cli.StringFlag{Name: "allow-from", Usage: "udp: accept datagrams only from these `CIDRs` (comma-separated); others are dropped and counted", EnvVars: env("allow-from"), Category: catSource},
 		&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size"), Category: catFrames},
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
 		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
@@ -23,6 +30,8 @@ func sendCommand() *cli.Command {
 		&cli.IntFlag{Name: "queue", Value: 16, Usage: "queue capacity between source and sender, in blocks (a block is up to 64 KiB of frames, or about 10 ms of frames when paced)", EnvVars: env("queue"), Category: catFrames},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
 		&cli.StringFlag{Name: "summary", Value: "text", Usage: "final summary on stderr: text or json", EnvVars: env("summary"), Category: catOutput},
+		&cli.DurationFlag{Name: "stats-interval", Usage: "log frames, frames/s, queue depth and drops every `D`; 0 = never", EnvVars: env("stats-interval"), Category: catOutput},
+		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar (it shows only when stderr is a terminal and the total is known)", EnvVars: env("no-progress"), Category: catOutput},
 	)
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
@@ -35,6 +44,9 @@ func sendCommand() *cli.Command {
 			"Examples:\n" +
 			"   framesend send --port /dev/ttyUSB0 --count 1000\n" +
 			"   framesend send --port /dev/ttyAMA0 --baud 9600 --rate 100\n" +
+			"   framesend send --port /dev/ttyUSB0 --source file:capture.bin --partial drop\n" +
+			"   producer | framesend send --port /dev/ttyUSB0 --source hex:-\n" +
+			"   framesend send --port /dev/ttyUSB0 --source udp:9000 --stats-interval 10s\n" +
 			"   FRAMESEND_PORT=/tmp/ttyA framesend send --frame-size 16 --batch 1",
 		Flags:  flags,
 		Action: sendAction,
@@ -66,14 +78,61 @@ func sendAction(c *cli.Context) error {
 	cfg.DrainTimeout = c.Duration("drain-timeout")
 	cfg.Logger = log
 	cfg.Live = &pipeline.Live{}
-	switch src := c.String("source"); src {
-	case "counter":
-		cfg.Source = &pipeline.Counter{}
-	default:
-		return usagef("--source %q is not a source: use counter", src)
+	cfg.Partial = pipeline.Partial(c.String("partial"))
+	pad, err := strconv.ParseUint(c.String("pad"), 0, 8)
+	if err != nil {
+		return usagef("--pad %q is not a byte: use 0 to 255, as 0x00, 0xff or 32", c.String("pad"))
+	}
+	cfg.Pad = byte(pad)
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	interval := c.Duration("stats-interval")
+	if interval < 0 {
+		return usagef("--stats-interval %v is negative: use 0 (never) or a duration such as 10s", interval)
+	}
+	allow, err := parseAllow(c.String("allow-from"))
+	if err != nil {
+		return err
+	}
+	spec := c.String("source")
+	isUDP := strings.HasPrefix(spec, "udp:")
+	if len(allow) > 0 && !isUDP {
+		return usagef("--allow-from applies to udp sources only, not --source %s", spec)
+	}
+	cfg.Align = pipeline.Align(c.String("align"))
+	if cfg.Align == "" {
+		cfg.Align = pipeline.AlignStream
+		if isUDP {
+			cfg.Align = pipeline.AlignDatagram
+		}
+	}
+	cfg.Overflow = pipeline.Overflow(c.String("overflow"))
+	if cfg.Overflow == "" {
+		cfg.Overflow = pipeline.OverflowBlock
+		if isUDP {
+			cfg.Overflow = pipeline.OverflowDropNewest
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
+	}
+
+	src, err := openSource(spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	cfg.Source = src.src
+	if !src.datagram && cfg.Align == pipeline.AlignDatagram {
+		return usagef("--align datagram needs a source with datagrams (hex or udp); %s is a byte stream", spec)
+	}
+	if !src.datagram && cfg.Overflow != pipeline.OverflowBlock {
+		return usagef("--overflow %s needs a source with datagrams (hex or udp): a byte stream cannot lose a block without shifting every later frame", cfg.Overflow)
+	}
+	total := src.frames
+	if cfg.Count > 0 && (total == 0 || cfg.Count < total) {
+		total = cfg.Count
 	}
 
 	port, err := device.Open(path, dcfg)
@@ -83,11 +142,17 @@ func sendAction(c *cli.Context) error {
 	defer port.Close()
 	log.Debug("port open", "port", path, "line", dcfg.String())
 
+	stopReports := report(c, cfg.Live, total, interval, cfg.Queue, log, c.Bool("no-progress"))
 	st, err := runBounded(c.Context, port, cfg)
+	stopReports()
 	printSummary(c, summary, path, st, err)
 	if err != nil {
 		if errors.Is(err, device.ErrGone) {
 			return failure{fmt.Errorf("%w (after %d frames)", err, st.Frames)}
+		}
+		var herr *pipeline.HexError
+		if errors.As(err, &herr) {
+			return usageError{err} // bad input on stdin, found as it came
 		}
 		return failure{err}
 	}

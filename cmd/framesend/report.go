@@ -1,0 +1,77 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/pipeline"
+)
+
+// report shows a run's progress while it goes: a progress bar on stderr
+// when stderr is a terminal and the total is known, and a log line every
+// interval. It returns a func that stops the reports and waits for them.
+func report(c *cli.Context, live *pipeline.Live, total int64, interval time.Duration, queue int, log *slog.Logger, noProgress bool) func() {
+	var bar *progressbar.ProgressBar
+	if !noProgress && total > 0 && isTerminal(c.App.ErrWriter) {
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(c.App.ErrWriter),
+			progressbar.OptionSetDescription("sending"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("frames"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	if bar == nil && interval <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		last, lastFrames := time.Now(), int64(0)
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					bar.Set64(live.Frames())
+					bar.Finish()
+				}
+				return
+			case now := <-tick.C:
+				frames := live.Frames()
+				if bar != nil {
+					bar.Set64(frames)
+				}
+				if interval > 0 && now.Sub(last) >= interval {
+					log.Info("progress", "frames", frames, "frames_per_second", int64(float64(frames-lastFrames)/now.Sub(last).Seconds()),
+						"queue", live.Queued(), "queue_capacity", queue, "dropped", live.Dropped())
+					last, lastFrames = now, frames
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

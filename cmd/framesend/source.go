@@ -1,0 +1,225 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/pipeline"
+)
+
+const sourceHelp = "counter, stdin, file:PATH, hex:PATH (hex:- for stdin) or udp:[HOST:]PORT"
+
+// source is an opened --source with what the rest of send needs to know.
+type source struct {
+	src      pipeline.Source
+	datagram bool   // the source has datagram boundaries (hex, udp)
+	network  bool   // the source is fed from the network: drop rather than block
+	frames   int64  // frames it will give, if known, else 0
+	close    func() // releases what was opened
+}
+
+// openSource parses spec and opens the source. Mistakes in the spec and bad
+// hex are usage errors; files and sockets that cannot be opened are
+// failures.
+func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, partial pipeline.Partial, allow []netip.Prefix, log *slog.Logger) (*source, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	noop := func() {}
+	switch kind {
+	case "counter":
+		if arg != "" {
+			break
+		}
+		return &source{src: &pipeline.Counter{}, close: noop}, nil
+	case "stdin":
+		if arg != "" {
+			break
+		}
+		r, restore := pollable(stdin)
+		return &source{src: &pipeline.Reader{R: r}, close: restore}, nil
+	case "file":
+		if arg == "" {
+			return nil, usagef("--source file: needs a path, as in file:capture.bin")
+		}
+		f, err := openFile(arg)
+		if err != nil {
+			return nil, err
+		}
+		s := &source{src: &pipeline.Reader{R: f}, close: func() { f.Close() }}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			s.frames = streamFrames(fi.Size(), fs, partial)
+		}
+		return s, nil
+	case "hex":
+		if arg == "" {
+			return nil, usagef("--source hex: needs a path, as in hex:frames.txt, or hex:- for stdin")
+		}
+		if arg == "-" {
+			r, restore := pollable(stdin)
+			return &source{src: pipeline.NewHex(r, "stdin"), datagram: true, close: restore}, nil
+		}
+		f, err := openFile(arg)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		// A file is checked whole before anything is sent.
+		datagrams, err := pipeline.ParseHex(f, arg)
+		if err != nil {
+			var herr *pipeline.HexError
+			if errors.As(err, &herr) {
+				return nil, usageError{err}
+			}
+			return nil, failure{err}
+		}
+		s := &source{src: &pipeline.List{Datagrams: datagrams}, datagram: true, close: noop}
+		s.frames = listFrames(datagrams, fs, align, partial)
+		return s, nil
+	case "udp":
+		addr, err := udpAddress(arg)
+		if err != nil {
+			return nil, err
+		}
+		u, err := pipeline.ListenUDP(addr, allow, log)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, failure{fmt.Errorf("udp %s: address already in use: another program is listening there; pick another port", addr)}
+			}
+			if errors.Is(err, syscall.EADDRNOTAVAIL) {
+				return nil, usagef("--source udp:%s: %s is not an address of this machine", arg, addr)
+			}
+			return nil, failure{fmt.Errorf("udp %s: %w", addr, err)}
+		}
+		a := u.Addr().(*net.UDPAddr)
+		if a.IP.IsUnspecified() {
+			log.Warn("udp: listening on every interface: any host that can reach this machine can write to the serial port; use --allow-from to limit senders", "addr", a.String())
+		}
+		log.Info("udp: listening for datagrams", "addr", a.String())
+		return &source{src: u, datagram: true, network: true, close: func() { u.Close() }}, nil
+	}
+	return nil, usagef("--source %q is not a source: use %s", spec, sourceHelp)
+}
+
+// udpAddress turns "PORT" or "HOST:PORT" into a host:port to bind. A port
+// alone binds to loopback only: the serial device should not become
+// reachable from the network unless asked for by name.
+func udpAddress(arg string) (string, error) {
+	if arg == "" {
+		return "", usagef("--source udp: needs a port, as in udp:9000 (loopback) or udp:0.0.0.0:9000 (every interface)")
+	}
+	host, port := "127.0.0.1", arg
+	if i := strings.LastIndex(arg, ":"); i >= 0 {
+		host, port = strings.Trim(arg[:i], "[]"), arg[i+1:]
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", usagef("--source udp:%s: %q is not a port: use 0 to 65535", arg, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+		if _, err := net.LookupHost(host); err != nil {
+			return "", usagef("--source udp:%s: %q is not an address of this machine: use an IP such as 127.0.0.1 or 0.0.0.0", arg, host)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// parseAllow reads --allow-from: networks (CIDR) or single addresses,
+// separated by commas.
+func parseAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, usagef("--allow-from %q: %q is not a network or address, such as 192.168.1.0/24 or 10.0.0.5", s, part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func openFile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		if fi, serr := f.Stat(); serr == nil && fi.IsDir() {
+			f.Close()
+			return nil, failure{fmt.Errorf("open %s: is a directory: --source file: and hex: take a file", path)}
+		}
+		return f, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, failure{fmt.Errorf("open %s: no such file", path)}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, failure{fmt.Errorf("open %s: permission denied: the file is not readable by this user", path)}
+	}
+	return nil, failure{err}
+}
+
+// pollable returns stdin in a form whose reads a stop can interrupt: a pipe
+// or terminal is reopened non-blocking, so Go's poller serves it. The
+// returned func puts it back as it was; it must be called.
+func pollable(stdin io.Reader) (io.Reader, func()) {
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return stdin, func() {}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode().IsRegular() {
+		return stdin, func() {}
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return stdin, func() {}
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return stdin, func() {}
+	}
+	nb := os.NewFile(uintptr(fd), f.Name())
+	return nb, func() {
+		// The non-blocking flag belongs to the open file, which the shell
+		// shares: clear it again before leaving.
+		unix.SetNonblock(fd, false)
+		nb.Close()
+	}
+}
+
+// streamFrames is how many frames n bytes make under a partial policy.
+func streamFrames(n int64, fs int, partial pipeline.Partial) int64 {
+	frames := n / int64(fs)
+	if n%int64(fs) != 0 && partial == pipeline.PartialPad {
+		frames++
+	}
+	return frames
+}
+
+func listFrames(datagrams [][]byte, fs int, align pipeline.Align, partial pipeline.Partial) int64 {
+	if align == pipeline.AlignStream {
+		var n int64
+		for _, d := range datagrams {
+			n += int64(len(d))
+		}
+		return streamFrames(n, fs, partial)
+	}
+	var frames int64
+	for _, d := range datagrams {
+		frames += streamFrames(int64(len(d)), fs, partial)
+	}
+	return frames
+}

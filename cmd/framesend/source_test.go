@@ -1,0 +1,487 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/framesend/framesend/device/devicetest"
+)
+
+func randomBytes(n int) []byte {
+	r := rand.New(rand.NewPCG(7, uint64(n)))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// sendTo runs framesend send on a fresh fake with args and returns the exit
+// code, stderr, and every byte the far end got.
+func sendTo(t *testing.T, stdin io.Reader, args ...string) (int, string, []byte) {
+	t.Helper()
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	cmd := exec.Command(binary, append([]string{"send", "--port", f.Path()}, args...)...)
+	cmd.Stdin = stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	close(stop)
+	return cmd.ProcessState.ExitCode(), stderr.String(), <-got
+}
+
+func TestFileSourcePartialPolicies(t *testing.T) {
+	data := randomBytes(1000) // 142 frames of 7 and 6 bytes over
+	path := filepath.Join(t.TempDir(), "capture.bin")
+	os.WriteFile(path, data, 0o644)
+	padded := append(append([]byte(nil), data...), 0xa5)
+	cases := []struct {
+		partial string
+		code    int
+		want    []byte
+		summary string
+	}{
+		{"pad", 0, padded, "143 frames, 1001 bytes"},
+		{"drop", 0, data[:994], "1 short frames dropped"},
+		{"error", 1, data[:994], "short frame: the data ended 6 bytes into a 7-byte frame"},
+	}
+	for _, c := range cases {
+		t.Run(c.partial, func(t *testing.T) {
+			code, stderr, got := sendTo(t, nil, "--source", "file:"+path, "--partial", c.partial, "--pad", "0xa5")
+			if code != c.code {
+				t.Fatalf("exit %d, want %d: %s", code, c.code, stderr)
+			}
+			if !bytes.Equal(got, c.want) {
+				t.Errorf("far end got %d bytes, want %d (first difference at %d)", len(got), len(c.want), firstDiff(got, c.want))
+			}
+			if !strings.Contains(stderr, c.summary) {
+				t.Errorf("stderr %q lacks %q", stderr, c.summary)
+			}
+		})
+	}
+}
+
+func TestStdinSource(t *testing.T) {
+	data := randomBytes(7 * 20000)
+	code, stderr, got := sendTo(t, bytes.NewReader(data), "--source", "stdin")
+	if code != 0 || !bytes.Equal(got, data) {
+		t.Fatalf("exit %d, far end got %d of %d bytes (first difference at %d): %s", code, len(got), len(data), firstDiff(got, data), stderr)
+	}
+}
+
+func TestStdinSourceStopsOnSignal(t *testing.T) {
+	// A pipe that stays open: a stop must not wait for its end.
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	pr, pw, _ := os.Pipe()
+	defer pw.Close()
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "stdin")
+	cmd.Stdin = pr
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Start()
+	pr.Close()
+	pw.Write(counterBytes(7 * 10))
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, 5*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	close(stop)
+	if data := <-got; !bytes.Equal(data, counterBytes(70)) {
+		t.Errorf("far end got % x, want the 70 bytes written", data)
+	}
+}
+
+const hexText = `# frames for the bench PSU
+0x01 0x02 0x03 0x04 0x05 0x06 0x07
+08 09 0a 0B   0C 0d 0E   # mixed case, extra spaces
+
+0xff 00
+`
+
+func TestHexSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "frames.hex")
+	os.WriteFile(path, []byte(hexText), 0o644)
+	all := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xff, 0}
+	code, stderr, got := sendTo(t, nil, "--source", "hex:"+path)
+	if want := append(append([]byte(nil), all...), 0, 0, 0, 0, 0); code != 0 || !bytes.Equal(got, want) {
+		t.Errorf("stream: exit %d, got % x, want % x: %s", code, got, want, stderr)
+	}
+	code, stderr, got = sendTo(t, nil, "--source", "hex:"+path, "--align", "datagram", "--pad", "0xee")
+	want := append(append([]byte(nil), all[:14]...), 0xff, 0, 0xee, 0xee, 0xee, 0xee, 0xee)
+	if code != 0 || !bytes.Equal(got, want) {
+		t.Errorf("datagram: exit %d, got % x, want % x: %s", code, got, want, stderr)
+	}
+	code, stderr, got = sendTo(t, strings.NewReader(hexText), "--source", "hex:-")
+	if code != 0 || !bytes.Equal(got[:16], all) {
+		t.Errorf("stdin: exit %d, got % x: %s", code, got, stderr)
+	}
+}
+
+func TestHexErrorsNameLineAndColumn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.hex")
+	os.WriteFile(path, []byte("01 02\n# fine\n03 0x4g 05\n"), 0o644)
+	code, stderr, got := sendTo(t, nil, "--source", "hex:"+path)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, stderr)
+	}
+	if want := path + `:3:4: bad hex byte "0x4g"`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q lacks %q", stderr, want)
+	}
+	if len(got) != 0 {
+		t.Errorf("%d bytes were sent from a file with a bad token; want none", len(got))
+	}
+	code, stderr, _ = sendTo(t, strings.NewReader("01 02 03 04 05 06 07\nzz\n"), "--source", "hex:-")
+	if code != 2 || !strings.Contains(stderr, `stdin:2:1: bad hex byte "zz"`) {
+		t.Errorf("stdin: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestSourceBadInput(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.bin")
+	os.WriteFile(secret, []byte{1, 2, 3}, 0o600)
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--source", "file:" + filepath.Join(dir, "missing.bin")}, 1, "missing.bin: no such file"},
+		{[]string{"--source", "file:" + dir}, 1, "is a directory"},
+		{[]string{"--source", "ftp:x"}, 2, `--source "ftp:x" is not a source`},
+		{[]string{"--source", "file:"}, 2, "needs a path"},
+		{[]string{"--source", "udp:"}, 2, "needs a port"},
+		{[]string{"--source", "udp:70000"}, 2, `"70000" is not a port`},
+		{[]string{"--source", "udp:300.1.2.3:9000"}, 2, "is not an address"},
+		{[]string{"--source", fmt.Sprintf("udp:%d", busy.LocalAddr().(*net.UDPAddr).Port)}, 1, "address already in use"},
+		{[]string{"--source", "udp:9000", "--allow-from", "10.0.0.0/33"}, 2, "--allow-from"},
+		{[]string{"--source", "stdin", "--align", "datagram"}, 2, "--align datagram needs a source with datagrams"},
+		{[]string{"--source", "stdin", "--overflow", "drop-oldest"}, 2, "--overflow drop-oldest needs a source with datagrams"},
+		{[]string{"--partial", "maybe"}, 2, `--partial "maybe"`},
+		{[]string{"--align", "sideways"}, 2, `--align "sideways"`},
+		{[]string{"--pad", "256"}, 2, `--pad "256"`},
+		{[]string{"--stats-interval", "-1s"}, 2, "--stats-interval -1s"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stderr, got := sendTo(t, nil, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("error is not one line: %q", stderr)
+			}
+			if len(got) != 0 {
+				t.Errorf("%d bytes reached the port", len(got))
+			}
+		})
+	}
+	t.Run("unreadable file", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{})
+		cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "file:"+secret)
+		if os.Geteuid() == 0 {
+			os.Chmod(f.Path(), 0o666)
+			os.Chmod(dir, 0o755)
+			os.Chmod(filepath.Dir(binary), 0o755)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		} else {
+			os.Chmod(secret, 0)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "secret.bin: permission denied") {
+			t.Errorf("exit %d, stderr %q; want 1 and permission denied", code, stderr.String())
+		}
+	})
+}
+
+// udpRun is a framesend send process with a UDP source.
+type udpRun struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	eof    chan struct{} // closed when all of stderr has been read
+}
+
+// wait waits for the process to exit and for the last of its stderr.
+func (r *udpRun) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	code := waitExit(t, r.cmd, limit)
+	<-r.eof
+	return code
+}
+
+// udpSend starts framesend with a UDP source on a free loopback port and
+// returns it with the address it listens on.
+func udpSend(t *testing.T, port string, args ...string) (*udpRun, *net.UDPAddr) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"send", "--port", port, "--source", "udp:127.0.0.1:0"}, args...)...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := &udpRun{cmd: cmd, stderr: &lockedBuffer{}, eof: make(chan struct{})}
+	addrs := make(chan string, 1)
+	go func() {
+		defer close(r.eof)
+		defer pr.Close()
+		re := regexp.MustCompile(`listening for datagrams"? addr=(\S+)`)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			r.stderr.Write(append(sc.Bytes(), '\n'))
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrs <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addrs:
+		ua, err := net.ResolveUDPAddr("udp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, ua
+	case <-time.After(10 * time.Second):
+		t.Fatalf("framesend did not say where it listens: %s", r.stderr.String())
+	}
+	return nil, nil
+}
+
+func TestUDPSourceTenThousandDatagrams(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	run, addr := udpSend(t, f.Path(), "--count", "10000", "--overflow", "block")
+	conn, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := make([]byte, 0, 70000)
+	for k := range 10000 {
+		d := []byte{byte(k), byte(k >> 8), 0xd0, 0xd1, 0xd2, 0xd3, byte(k % 251)}
+		want = append(want, d...)
+		conn.Write(d)
+		if k%100 == 99 {
+			time.Sleep(time.Millisecond) // within what the socket buffer holds
+		}
+	}
+	if code := run.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	if data := <-got; !bytes.Equal(data, want) {
+		t.Fatalf("far end got %d bytes, want %d (first difference at %d)", len(data), len(want), firstDiff(data, want))
+	}
+	if !strings.Contains(run.stderr.String(), "10000 frames, 70000 bytes") || !strings.Contains(run.stderr.String(), "10000 datagrams in") {
+		t.Errorf("summary: %s", run.stderr.String())
+	}
+}
+
+func TestUDPAlignsDatagramsAndFiltersSenders(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	run, addr := udpSend(t, f.Path(), "--frame-size", "4", "--allow-from", "127.0.0.0/8")
+	conn, _ := net.DialUDP("udp", nil, addr)
+	defer conn.Close()
+	conn.Write([]byte{1, 2, 3})
+	conn.Write([]byte{4, 5, 6, 7, 8})
+	time.Sleep(300 * time.Millisecond)
+	run.cmd.Process.Signal(syscall.SIGINT)
+	if code := run.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	if data, want := <-got, []byte{1, 2, 3, 0, 4, 5, 6, 7, 8, 0, 0, 0}; !bytes.Equal(data, want) {
+		t.Errorf("far end got % x, want % x (each datagram on its own frames)", data, want)
+	}
+
+	// Senders outside --allow-from are refused and counted.
+	f2 := newFake(t, devicetest.Options{})
+	run, addr = udpSend(t, f2.Path(), "--allow-from", "10.0.0.0/8,192.168.1.7")
+	conn2, _ := net.DialUDP("udp", nil, addr)
+	defer conn2.Close()
+	for range 5 {
+		conn2.Write([]byte{1, 2, 3, 4, 5, 6, 7})
+	}
+	time.Sleep(300 * time.Millisecond)
+	run.cmd.Process.Signal(syscall.SIGINT)
+	run.wait(t, 10*time.Second)
+	if !strings.Contains(run.stderr.String(), "sent 0 frames") || !strings.Contains(run.stderr.String(), "5 datagrams refused") {
+		t.Errorf("summary: %s", run.stderr.String())
+	}
+}
+
+func TestUDPListensOnLoopbackByDefault(t *testing.T) {
+	busy, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	port := busy.LocalAddr().(*net.UDPAddr).Port
+	busy.Close()
+	f := newFake(t, devicetest.Options{})
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", fmt.Sprintf("udp:%d", port))
+	out := &lockedBuffer{}
+	cmd.Stderr = out
+	cmd.Start()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "listening") }, "framesend to listen")
+	cmd.Process.Signal(syscall.SIGINT)
+	waitExit(t, cmd, 5*time.Second)
+	if !strings.Contains(out.String(), fmt.Sprintf("addr=127.0.0.1:%d", port)) {
+		t.Errorf("udp:%d did not bind to 127.0.0.1 only: %s", port, out.String())
+	}
+	cmd = exec.Command(binary, "send", "--port", f.Path(), "--source", "udp:0.0.0.0:0")
+	out = &lockedBuffer{}
+	cmd.Stderr = out
+	cmd.Start()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "listening for datagrams") }, "framesend to listen")
+	cmd.Process.Signal(syscall.SIGINT)
+	waitExit(t, cmd, 5*time.Second)
+	if !strings.Contains(out.String(), "level=WARN") || !strings.Contains(out.String(), "every interface") {
+		t.Errorf("binding every interface gave no warning: %s", out.String())
+	}
+}
+
+// A burst of datagrams into a device that has stopped reading: the queue
+// fills, datagrams are dropped, and every one is accounted for.
+func TestUDPBurstIntoStalledDevice(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	run, addr := udpSend(t, f.Path(), "--queue", "4", "--drain-timeout", "2s", "--summary", "json")
+	conn, _ := net.DialUDP("udp", nil, addr)
+	defer conn.Close()
+	const n = 20000
+	for k := range n {
+		conn.Write([]byte{byte(k), byte(k >> 8), 2, 3, 4, 5, 6})
+		if k%50 == 49 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	run.cmd.Process.Signal(syscall.SIGINT)
+	// Now the device reads again, at full speed.
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	if code := run.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	data := <-got
+	var st struct {
+		Frames, Datagrams, Dropped, Unsent int64
+	}
+	line := run.stderr.String()[strings.LastIndex(strings.TrimSpace(run.stderr.String()), "\n")+1:]
+	if err := jsonUnmarshal(line, &st); err != nil {
+		t.Fatalf("summary %q: %v", line, err)
+	}
+	if len(data)%7 != 0 || int64(len(data)/7) != st.Frames {
+		t.Fatalf("far end got %d bytes, summary says %d frames: a frame was split or lost", len(data), st.Frames)
+	}
+	if st.Datagrams != n {
+		t.Errorf("datagrams in = %d, want %d (the kernel dropped some before framesend saw them)", st.Datagrams, n)
+	}
+	if st.Dropped == 0 || st.Frames+st.Dropped+st.Unsent != st.Datagrams {
+		t.Errorf("sent %d + dropped %d + unsent %d != %d in: drops not counted exactly", st.Frames, st.Dropped, st.Unsent, st.Datagrams)
+	}
+	if !strings.Contains(run.stderr.String(), "queue full: dropping datagrams") {
+		t.Errorf("no drop warning in the log: %s", run.stderr.String())
+	}
+}
+
+func TestProgressBarOnlyOnATerminal(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	term := newFake(t, devicetest.Options{}) // a terminal for stderr
+	tty, err := openDevice(term.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	screen := drain(term, stop, 200*time.Millisecond)
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "600", "--rate", "2000")
+	cmd.Stderr = tty
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-got
+	out := string(<-screen)
+	for _, want := range []string{"sending", "%", "frames/s", "/600"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal shows no progress bar (%q missing): %q", want, out)
+		}
+	}
+	// The same run with stderr not a terminal, and on a terminal with
+	// --no-progress: the summary only.
+	for _, args := range [][]string{{}, {"--no-progress"}} {
+		var stderr bytes.Buffer
+		f2 := newFake(t, devicetest.Options{})
+		cmd = exec.Command(binary, append([]string{"send", "--port", f2.Path(), "--count", "300", "--rate", "2000"}, args...)...)
+		cmd.Stderr = &stderr
+		if len(args) > 0 {
+			term2 := newFake(t, devicetest.Options{})
+			tty2, _ := openDevice(term2.Path())
+			defer tty2.Close()
+			stop2 := make(chan struct{})
+			screen2 := drain(term2, stop2, 100*time.Millisecond)
+			cmd.Stderr = tty2
+			cmd.Run()
+			close(stop2)
+			stderr.Write(<-screen2)
+		} else {
+			cmd.Run()
+		}
+		if s := stderr.String(); strings.Contains(s, "sending") || !strings.Contains(s, "300 frames") {
+			t.Errorf("%v: want the summary without a progress bar, got %q", args, s)
+		}
+	}
+}
+
+func TestStatsInterval(t *testing.T) {
+	code, stderr, _ := sendTo(t, nil, "--count", "1500", "--rate", "3000", "--stats-interval", "100ms", "--log-format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := 0
+	for _, l := range strings.Split(stderr, "\n") {
+		if !strings.Contains(l, `"msg":"progress"`) {
+			continue
+		}
+		lines++
+		var v struct {
+			Frames, Queue, Dropped *int64
+			Rate                   *int64 `json:"frames_per_second"`
+		}
+		if err := jsonUnmarshal(l, &v); err != nil || v.Frames == nil || v.Queue == nil || v.Dropped == nil || v.Rate == nil {
+			t.Errorf("progress line %q lacks frames, frames_per_second, queue or dropped (%v)", l, err)
+		}
+	}
+	if lines < 2 {
+		t.Errorf("%d progress lines in 0.5 s at a 100 ms interval, want several: %s", lines, stderr)
+	}
+}
