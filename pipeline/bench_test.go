@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"net"
 	"testing"
 
 	"github.com/framesend/framesend/pipeline"
@@ -54,4 +55,84 @@ func BenchmarkFramerCounterCheck(b *testing.B) {
 	if !c.OK() {
 		b.Fatal(c)
 	}
+}
+
+func benchSource(b *testing.B, src pipeline.Source, align pipeline.Align) {
+	cfg := pipeline.DefaultConfig()
+	cfg.Source = src
+	cfg.Align = align
+	cfg.Count = int64(b.N)
+	w := &countingWriter{}
+	b.SetBytes(7)
+	b.ReportAllocs()
+	b.ResetTimer()
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.Frames != int64(b.N) {
+		b.Fatalf("sent %d frames, want %d", st.Frames, b.N)
+	}
+}
+
+// BenchmarkReaderSource is the file and stdin path.
+func BenchmarkReaderSource(b *testing.B) {
+	benchSource(b, &pipeline.Reader{R: &fixedReader{}}, pipeline.AlignStream)
+}
+
+// fixedReader fills every read with the same bytes, without allocating.
+type fixedReader struct{}
+
+func (fixedReader) Read(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkListSource is the hex file path: one 7-byte datagram a frame.
+func BenchmarkListSource(b *testing.B) {
+	d := make([][]byte, b.N)
+	line := counterBytes(7)
+	for i := range d {
+		d[i] = line
+	}
+	benchSource(b, &pipeline.List{Datagrams: d}, pipeline.AlignDatagram)
+}
+
+// BenchmarkUDPSource is the UDP path: one 7-byte datagram a frame, over
+// loopback, with the sender blasting from another goroutine.
+func BenchmarkUDPSource(b *testing.B) {
+	u, err := pipeline.ListenUDP("127.0.0.1:0", nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	conn, err := net.DialUDP("udp", nil, u.Addr().(*net.UDPAddr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d := counterBytes(7)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				conn.Write(d)
+			}
+		}
+	}()
+	cfg := pipeline.DefaultConfig()
+	cfg.Source = u
+	cfg.Align = pipeline.AlignDatagram
+	cfg.Count = int64(b.N)
+	b.SetBytes(7)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := pipeline.Run(context.Background(), &countingWriter{}, cfg); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
 }

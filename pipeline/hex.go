@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 )
 
 // HexError is a token a hex source could not read, with where it stands.
@@ -101,11 +100,12 @@ func ParseHex(r io.Reader, name string) ([][]byte, error) {
 // check every line first is not possible. A bad token ends the run with a
 // *HexError.
 type Hex struct {
-	r    io.Reader
-	sc   *bufio.Scanner
-	name string
-	line int
-	buf  []byte
+	r         io.Reader
+	interrupt interrupt
+	sc        *bufio.Scanner
+	name      string
+	line      int
+	buf       []byte
 }
 
 // NewHex returns a Hex source reading r; name is what errors call it.
@@ -146,10 +146,7 @@ func (h *Hex) next() ([]byte, error) {
 // done. One line a block: a line that has arrived is never held back
 // waiting for the next.
 func (h *Hex) Fill(ctx context.Context, b *Block) error {
-	if d, ok := h.r.(deadliner); ok {
-		stop := context.AfterFunc(ctx, func() { d.SetReadDeadline(time.Unix(1, 0)) })
-		defer stop()
-	}
+	h.interrupt.watch(ctx, h.r)
 	d, err := h.next()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {

@@ -22,11 +22,12 @@ type Refuser interface {
 // UDP is a datagram source: each UDP datagram received is one datagram.
 // It runs until ctx is done.
 type UDP struct {
-	conn    *net.UDPConn
-	allow   []netip.Prefix
-	logger  *slog.Logger
-	refused int64 // written by Fill only
-	warned  time.Time
+	conn      *net.UDPConn
+	allow     []netip.Prefix
+	logger    *slog.Logger
+	refused   int64 // written by Fill only
+	warned    time.Time
+	interrupt interrupt
 }
 
 // ListenUDP binds addr (host:port) and returns the source. If allow is not
@@ -66,8 +67,7 @@ func (u *UDP) Refused() int64 { return u.refused }
 // Fill waits for the next datagram that is allowed and adds it to b. It
 // returns ctx's error once ctx is done.
 func (u *UDP) Fill(ctx context.Context, b *Block) error {
-	stop := context.AfterFunc(ctx, func() { u.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	u.interrupt.watch(ctx, u.conn)
 	for {
 		n, _, flags, from, err := u.conn.ReadMsgUDPAddrPort(b.DatagramSpare(), nil)
 		if err != nil {
