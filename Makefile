@@ -5,10 +5,23 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/framesend
 
+# Install locations; DESTDIR stages the whole tree elsewhere (packaging).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man/man1
+UDEVDIR ?= /etc/udev/rules.d
+UNITDIR ?= /etc/systemd/system
+BASHDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHDIR  ?= $(PREFIX)/share/zsh/site-functions
+
+# Raspberry Pi builds: GOARM=6 for the Zero and 1 (a GOARM=7 build dies there
+# with SIGILL), GOARM=7 for the 2 and 3, arm64 for the 3, 4 and 5.
+CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
+
 FUZZTIME ?= 5s
 FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
 
-.PHONY: all build run test fuzz bench lint clean
+.PHONY: all build run test fuzz bench lint clean cross man install uninstall
 
 all: build
 
@@ -43,6 +56,47 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+cross:
+	@mkdir -p dist
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/framesend-linux-amd64 ./cmd/framesend
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/framesend-linux-armv6 ./cmd/framesend
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/framesend-linux-armv7 ./cmd/framesend
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/framesend-linux-arm64 ./cmd/framesend
+	@ls -l dist/
+
+# The man page and completion scripts come from the command definitions.
+man: build
+	@mkdir -p dist
+	$(BIN) man > dist/framesend.1
+	$(BIN) completion bash > dist/framesend.bash
+	$(BIN) completion zsh > dist/_framesend
+
+install: build man
+	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/framesend
+	install -Dm644 udev/99-framesend.rules $(DESTDIR)$(UDEVDIR)/99-framesend.rules
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' udev/framesend@.service > $(DESTDIR)$(UNITDIR)/framesend@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/framesend@.service
+	@# Settings are the admin's: never overwrite them.
+	[ -e $(DESTDIR)/etc/default/framesend ] || install -Dm644 udev/framesend.default $(DESTDIR)/etc/default/framesend
+	install -Dm644 dist/framesend.1 $(DESTDIR)$(MANDIR)/framesend.1
+	install -Dm644 dist/framesend.bash $(DESTDIR)$(BASHDIR)/framesend
+	install -Dm644 dist/_framesend $(DESTDIR)$(ZSHDIR)/_framesend
+	@if [ -z "$(DESTDIR)" ]; then \
+		if command -v udevadm >/dev/null; then udevadm control --reload-rules && udevadm trigger --subsystem-match=tty || true; fi; \
+		if command -v systemctl >/dev/null; then systemctl daemon-reload || true; fi; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/framesend $(DESTDIR)$(UDEVDIR)/99-framesend.rules \
+		$(DESTDIR)$(UNITDIR)/framesend@.service $(DESTDIR)$(MANDIR)/framesend.1 \
+		$(DESTDIR)$(BASHDIR)/framesend $(DESTDIR)$(ZSHDIR)/_framesend
+	@echo "left /etc/default/framesend in place (your settings); remove it by hand if you wish"
+	@if [ -z "$(DESTDIR)" ]; then \
+		if command -v udevadm >/dev/null; then udevadm control --reload-rules || true; fi; \
+		if command -v systemctl >/dev/null; then systemctl daemon-reload || true; fi; \
+	fi
 
 clean:
 	rm -rf bin dist bench-results.md

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -180,3 +181,7 @@ func TestParseParity(t *testing.T) {
 		t.Error("ParseParity(purple) succeeded")
 	}
 }
+
+func devicetestOptions() devicetest.Options { return devicetest.Options{} }
+
+func itoa(n int) string { return strconv.Itoa(n) }

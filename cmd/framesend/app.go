@@ -41,10 +41,13 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Name:    "framesend",
 		Usage:   "send fixed-size binary frames to a serial device",
 		Version: version,
-		Description: "framesend cuts a source (a counter, a file, stdin) into frames of --frame-size bytes\n" +
-			"and writes them, whole and in order, to a serial port: a USB-serial adapter, a\n" +
-			"Raspberry Pi UART or a socat virtual port. Every flag can also be set with\n" +
-			"FRAMESEND_<FLAG>, for example FRAMESEND_PORT=/dev/ttyUSB0.",
+		Description: "framesend cuts a source (a counter, a file, stdin, hex text, UDP datagrams) into\n" +
+			"frames of --frame-size bytes and writes them, whole and in order, to a serial port:\n" +
+			"a USB-serial adapter, a Raspberry Pi UART or a socat virtual port. Every flag can\n" +
+			"also be set from the environment as FRAMESEND_ and the flag's name in capitals,\n" +
+			"with - as _: FRAMESEND_PORT=/dev/ttyUSB0, FRAMESEND_FRAME_SIZE=16.\n\n" +
+			"Exit codes: 0 success (a stop by SIGINT or SIGTERM included), 1 a failure at run\n" +
+			"time (the port, the device, a failed verification), 2 bad usage.",
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -63,11 +66,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			sendCommand(),
 			listenCommand(),
 			loopbackCommand(),
+			portsCommand(),
+			doctorCommand(),
+			completionCommand(),
+			manCommand(),
 			demoCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = onUsageError
+		c.HideHelpCommand = true
 	}
 	return app
 }
