@@ -27,9 +27,15 @@ type Error struct {
 	Path  string
 	Class error
 	Err   error
+	// Holder names the process holding a busy port, such as
+	// "PID 1234 (framesend)", or says why it cannot be named.
+	Holder string
 }
 
 func (e *Error) Error() string {
+	if e.Class == ErrBusy && e.Holder != "" {
+		return fmt.Sprintf("port busy: %s is held by %s", e.Path, e.Holder)
+	}
 	if e.Err == nil || e.Err == e.Class {
 		return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Class)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+	"golang.org/x/sys/unix"
 )
 
 // Port is an open serial port. Its Write makes one write(2) call and may be
@@ -18,13 +19,22 @@ type Port struct {
 	path   string
 	config Config
 	port   serial.Port
+	lock   int // the descriptor holding the flock, or -1
 	closed atomic.Bool
 }
 
 // Open validates c, opens the serial device at path in raw mode with c's
-// settings and exclusive access (TIOCEXCL), and returns it. Errors are
-// *Error values naming path.
-func Open(path string, c Config) (*Port, error) {
+// settings, and takes it for this process alone: an exclusive flock, which
+// holds for root too, besides go.bug.st/serial's TIOCEXCL, which root
+// ignores. If another process holds the port, the *Error is ErrBusy and
+// names it. Errors are *Error values naming path.
+func Open(path string, c Config) (*Port, error) { return open(path, c, true) }
+
+// OpenShared is Open without the flock, for --no-lock: other framesend
+// processes may then open the port too.
+func OpenShared(path string, c Config) (*Port, error) { return open(path, c, false) }
+
+func open(path string, c Config, lock bool) (*Port, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -34,11 +44,39 @@ func Open(path string, c Config) (*Port, error) {
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&os.ModeCharDevice == 0 {
 		return nil, &Error{Op: "open", Path: path, Class: ErrNotSerial, Err: fmt.Errorf("%s is a %s", path, describeMode(fi.Mode()))}
 	}
+	lockFD := -1
+	if lock {
+		// The lock is taken on a descriptor of its own, before the port
+		// is opened: go.bug.st/serial keeps its descriptor to itself, and
+		// once it has set TIOCEXCL no second open would succeed. A flock
+		// on any descriptor of the device excludes every other one.
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, syscall.EBUSY) {
+				return nil, busy(path)
+			}
+			return nil, classify("open", path, err)
+		}
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(fd)
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, busy(path)
+			}
+			return nil, classify("lock", path, err)
+		}
+		lockFD = fd
+	}
 	p, err := serial.Open(path, c.mode())
 	if err != nil {
+		if lockFD >= 0 {
+			unix.Close(lockFD)
+		}
+		if e := classify("open", path, err); errors.Is(e, ErrBusy) {
+			return nil, busy(path)
+		}
 		return nil, classify("open", path, err)
 	}
-	return &Port{path: path, config: c, port: p}, nil
+	return &Port{path: path, config: c, port: p, lock: lockFD}, nil
 }
 
 func describeMode(m os.FileMode) string {
@@ -129,5 +167,9 @@ func (p *Port) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	return classify("close", p.path, p.port.Close())
+	err := p.port.Close()
+	if p.lock >= 0 {
+		unix.Close(p.lock) // releases the flock
+	}
+	return classify("close", p.path, err)
 }

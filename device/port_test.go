@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,3 +186,27 @@ func TestParseParity(t *testing.T) {
 func devicetestOptions() devicetest.Options { return devicetest.Options{} }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestSecondOpenIsBusyAndNamesTheHolder(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	p, err := device.Open(f.Path(), device.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = device.Open(f.Path(), device.DefaultConfig())
+	if !errors.Is(err, device.ErrBusy) {
+		t.Fatalf("second Open = %v, want ErrBusy", err)
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	want := "port busy: " + f.Path() + " is held by PID " + strconv.Itoa(os.Getpid()) + " (" + strings.TrimSpace(string(comm)) + ")"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	// Closing the first releases the lock.
+	p.Close()
+	p2, err := device.Open(f.Path(), device.DefaultConfig())
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	p2.Close()
+}

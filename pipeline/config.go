@@ -141,6 +141,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// WriteBytes is the most bytes one write call carries.
+func (c Config) WriteBytes() int { return c.writeFrames() * c.FrameSize }
+
 // writeFrames is the most frames one write call carries.
 func (c Config) writeFrames() int {
 	switch {

@@ -16,6 +16,15 @@ type Drainer interface {
 	Drain() error
 }
 
+// Reconnecter is implemented by writers that can recover from a failed
+// write, such as a serial port whose device was unplugged and comes back.
+// Reconnect blocks until the writer can take writes again (nil), or returns
+// the error that ends the run: err itself when it is not one to recover
+// from, or ctx's error when ctx is done while it waits.
+type Reconnecter interface {
+	Reconnect(ctx context.Context, err error) error
+}
+
 // ErrNoProgress ends a run whose writer keeps accepting zero bytes without
 // an error.
 var ErrNoProgress = errors.New("writer accepts no data")
@@ -429,15 +438,16 @@ func (s *sender) flush(ctx context.Context) error {
 		if s.firstWrite.IsZero() {
 			s.firstWrite = time.Now()
 		}
+		framesBefore := s.stats.Frames
 		if s.cfg.Rate > 0 {
 			// A paced write's slot ends one interval per frame after it began.
 			s.stats.Active = time.Since(s.firstWrite) + time.Duration(float64(n/s.fs)/s.cfg.Rate*float64(time.Second))
 		}
-		err := s.write(s.buf[s.off : s.off+n])
+		err := s.write(ctx, s.buf[s.off:s.off+n])
+		s.off += int(s.stats.Frames-framesBefore) * s.fs
 		if err != nil {
 			return err
 		}
-		s.off += n
 		if s.cfg.Count > 0 && s.stats.Frames >= s.cfg.Count {
 			return errCountReached
 		}
@@ -519,9 +529,20 @@ const maxZeroWrites = 1000
 // take part of a write with a nil error. It returns how many bytes were
 // written and how many write calls it made.
 func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
+	return writeFull(w, p, nil)
+}
+
+// writeFull is WriteFull reporting each write call to live, if not nil.
+func writeFull(w io.Writer, p []byte, live *Live) (written, calls int, err error) {
 	zeros := 0
 	for written < len(p) {
+		if live != nil {
+			live.writeSeq.Add(1)
+		}
 		n, err := w.Write(p[written:])
+		if live != nil {
+			live.writeSeq.Add(1)
+		}
 		calls++
 		written += n
 		if err != nil {
@@ -536,11 +557,35 @@ func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
 	return written, calls, nil
 }
 
-func (s *sender) write(p []byte) error {
-	n, calls, err := WriteFull(s.w, p)
-	s.stats.Writes += int64(calls)
-	s.count(n)
-	return err
+// write writes p, whole frames. If the writer fails and can reconnect, the
+// frames it took whole are counted and, once it is back, writing resumes at
+// the start of the frame whose write failed.
+func (s *sender) write(ctx context.Context, p []byte) error {
+	for {
+		n, calls, err := writeFull(s.w, p, s.cfg.Live)
+		s.stats.Writes += int64(calls)
+		done := n / s.fs * s.fs
+		s.count(done)
+		if err == nil {
+			return nil
+		}
+		rc, ok := s.w.(Reconnecter)
+		if !ok {
+			s.stats.Bytes += int64(n - done) // a partial frame went out
+			return err
+		}
+		if rerr := rc.Reconnect(ctx, err); rerr != nil {
+			if ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
+				return errDrained // stopped while waiting: a stop, not a failure
+			}
+			return rerr
+		}
+		s.stats.Reconnects++
+		if n > done {
+			s.stats.Resent++ // part of this frame reached the old device
+		}
+		p = p[done:]
+	}
 }
 
 func (s *sender) count(n int) {

@@ -426,3 +426,98 @@ func TestValidate(t *testing.T) {
 		t.Errorf("default config: %v", err)
 	}
 }
+
+var errUnplugged = errors.New("device disappeared")
+
+// flakyDevice fails once after failAt bytes, as an unplugged adapter
+// does, and then writes to a second recorder once reconnected.
+type flakyDevice struct {
+	before, after pipelinetest.Recorder
+	failAt        int
+	failed, back  bool
+	reconnectErr  error // what Reconnect returns
+	reconnects    int
+	waiting       func() // called while Reconnect waits, if set
+}
+
+func (d *flakyDevice) Write(p []byte) (int, error) {
+	if d.back {
+		return d.after.Write(p)
+	}
+	if d.failed {
+		return 0, errUnplugged
+	}
+	room := d.failAt - len(d.before.Bytes())
+	if len(p) <= room {
+		return d.before.Write(p)
+	}
+	d.before.Write(p[:room])
+	d.failed = true
+	return room, errUnplugged
+}
+
+func (d *flakyDevice) Reconnect(ctx context.Context, err error) error {
+	d.reconnects++
+	if !errors.Is(err, errUnplugged) {
+		return err
+	}
+	if d.waiting != nil {
+		d.waiting()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if d.reconnectErr != nil {
+		return d.reconnectErr
+	}
+	d.back = true
+	return nil
+}
+
+func TestReconnectResumesAtTheFailedFrame(t *testing.T) {
+	for _, batch := range []int{0, 1, 5} {
+		t.Run(fmt.Sprint(batch), func(t *testing.T) {
+			d := &flakyDevice{failAt: 7*1000 + 3} // mid-frame 1000
+			cfg := config(7, 3000)
+			cfg.Batch = batch
+			st, err := pipeline.Run(context.Background(), d, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, after := d.before.Bytes(), d.after.Bytes()
+			if !bytes.Equal(before, counterBytes(7*1000+3)) {
+				t.Fatalf("old device got %d bytes, want the first 7003", len(before))
+			}
+			if want := counterBytes(7 * 3000)[7*1000:]; !bytes.Equal(after, want) {
+				t.Fatalf("new device got %d bytes, want frames 1000 to 2999 (%d bytes)", len(after), len(want))
+			}
+			if st.Frames != 3000 || st.Reconnects != 1 || st.Resent != 1 {
+				t.Errorf("frames %d reconnects %d resent %d, want 3000, 1, 1", st.Frames, st.Reconnects, st.Resent)
+			}
+		})
+	}
+}
+
+func TestReconnectGivesUp(t *testing.T) {
+	timeout := errors.New("not back within 1s")
+	d := &flakyDevice{failAt: 70, reconnectErr: timeout}
+	st, err := pipeline.Run(context.Background(), d, config(7, 100))
+	if !errors.Is(err, timeout) {
+		t.Fatalf("err = %v, want the reconnect's error", err)
+	}
+	if st.Frames != 10 || st.Unsent == 0 {
+		t.Errorf("frames %d unsent %d: want 10 written and the rest counted unsent", st.Frames, st.Unsent)
+	}
+}
+
+func TestStopWhileWaitingForTheDevice(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := &flakyDevice{failAt: 70, waiting: cancel} // the stop comes during the wait
+	st, err := pipeline.Run(ctx, d, config(7, 100))
+	if err != nil {
+		t.Fatalf("a stop during an outage: err = %v, want nil", err)
+	}
+	if d.reconnects != 1 || st.Frames != 10 || st.Unsent != 90 {
+		t.Errorf("reconnects %d frames %d unsent %d, want 1, 10 and 90", d.reconnects, st.Frames, st.Unsent)
+	}
+}

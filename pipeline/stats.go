@@ -9,18 +9,23 @@ import (
 // Stats is what a run did. Every datagram or byte the run took from its
 // source and did not write is in one of the counters.
 type Stats struct {
-	Frames    int64         `json:"frames"`     // whole frames written
-	Bytes     int64         `json:"bytes"`      // bytes written
-	Writes    int64         `json:"writes"`     // write calls, short ones included
-	Datagrams int64         `json:"datagrams"`  // datagrams taken from a datagram source
-	Dropped   int64         `json:"dropped"`    // datagrams dropped because the queue was full
-	Refused   int64         `json:"refused"`    // datagrams the source refused (see Refuser)
-	Padded    int64         `json:"padded"`     // short frames filled with the pad byte
-	Short     int64         `json:"short"`      // short frames dropped under PartialDrop
-	Unsent    int64         `json:"unsent"`     // whole frames still queued when the drain timeout ran out
-	Cut       int64         `json:"cut_bytes"`  // bytes of an unfinished frame discarded on a stop
-	QueueHigh int           `json:"queue_high"` // most blocks queued at once
-	Elapsed   time.Duration `json:"-"`          // the whole run, wall time
+	Frames    int64 `json:"frames"`     // whole frames written
+	Bytes     int64 `json:"bytes"`      // bytes written
+	Writes    int64 `json:"writes"`     // write calls, short ones included
+	Datagrams int64 `json:"datagrams"`  // datagrams taken from a datagram source
+	Dropped   int64 `json:"dropped"`    // datagrams dropped because the queue was full
+	Refused   int64 `json:"refused"`    // datagrams the source refused (see Refuser)
+	Padded    int64 `json:"padded"`     // short frames filled with the pad byte
+	Short     int64 `json:"short"`      // short frames dropped under PartialDrop
+	Unsent    int64 `json:"unsent"`     // whole frames still queued when the drain timeout ran out
+	Cut       int64 `json:"cut_bytes"`  // bytes of an unfinished frame discarded on a stop
+	QueueHigh int   `json:"queue_high"` // most blocks queued at once
+	// Reconnects counts outages survived (see Reconnecter); Resent counts
+	// frames written again from their start after one, part of which had
+	// reached the device that went away.
+	Reconnects int64         `json:"reconnects"`
+	Resent     int64         `json:"resent"`
+	Elapsed    time.Duration `json:"-"` // the whole run, wall time
 	// Active runs from the first write to the end of the last: the last
 	// write's return, or when paced, the end of its slot in the schedule.
 	Active time.Duration `json:"-"`
@@ -49,6 +54,8 @@ func (s Stats) String() string {
 		{s.Short, "short frames dropped"},
 		{s.Unsent, "frames unsent (drain timeout)"},
 		{s.Cut, "bytes of an unfinished frame discarded at stop"},
+		{s.Reconnects, "reconnects"},
+		{s.Resent, "frames resent after an outage"},
 	} {
 		if c.n != 0 {
 			line += fmt.Sprintf(", %d %s", c.n, c.what)
@@ -63,6 +70,18 @@ type Live struct {
 	bytes   atomic.Int64
 	dropped atomic.Int64
 	queued  atomic.Int64
+	// writeSeq goes up by one as each write call starts and again as it
+	// returns: odd while a write is in progress. One counter, so the
+	// per-write cost is two atomic adds.
+	writeSeq atomic.Int64
+}
+
+// WriteProgress reports whether a write call is in progress and how many
+// have returned, so that a watchdog can tell a stalled device (a write
+// that does not return) from an idle source.
+func (l *Live) WriteProgress() (writing bool, calls int64) {
+	seq := l.writeSeq.Load()
+	return seq%2 == 1, seq / 2
 }
 
 // Frames returns the whole frames written so far.

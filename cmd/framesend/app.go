@@ -134,7 +134,7 @@ func message(err error) string {
 	case errors.Is(err, device.ErrPermission):
 		return msg + ": add your user to the dialout group (sudo usermod -aG dialout $USER) and log in again"
 	case errors.Is(err, device.ErrBusy):
-		return msg + ": another program has the port open; close it (fuser -v " + derr.Path + " shows which)"
+		return msg + ": stop it first (framesend doctor --port " + derr.Path + " shows what holds the port), or use --no-lock if sharing it is intended"
 	case errors.Is(err, device.ErrNotSerial):
 		return msg + ": --port must be a serial device such as /dev/ttyUSB0, /dev/ttyAMA0 or a socat pty"
 	case errors.Is(err, device.ErrGone):

@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/framesend/framesend/device"
 	"github.com/framesend/framesend/pipeline"
 )
 
@@ -164,7 +163,7 @@ func listenAction(c *cli.Context) error {
 		format = ""
 	}
 
-	port, err := device.Open(path, dcfg)
+	port, err := openPort(c, path, dcfg)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func loopbackAction(c *cli.Context) error {
 		return usagef("--timeout %v must be positive, such as 2s", timeout)
 	}
 
-	port, err := device.Open(path, dcfg)
+	port, err := openPort(c, path, dcfg)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -36,7 +37,11 @@ func report(c *cli.Context, live *pipeline.Live, total int64, interval time.Dura
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(100 * time.Millisecond)
+		every := 100 * time.Millisecond
+		if interval > 0 && interval < every {
+			every = interval
+		}
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		last, lastFrames := time.Now(), int64(0)
 		for {
@@ -54,7 +59,7 @@ func report(c *cli.Context, live *pipeline.Live, total int64, interval time.Dura
 				}
 				if interval > 0 && now.Sub(last) >= interval {
 					log.Info("progress", "frames", frames, "frames_per_second", int64(float64(frames-lastFrames)/now.Sub(last).Seconds()),
-						"queue", live.Queued(), "queue_capacity", queue, "dropped", live.Dropped())
+						"queue", live.Queued(), "queue_capacity", queue, "dropped", live.Dropped(), "goroutines", runtime.NumGoroutine())
 					last, lastFrames = now, frames
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,9 @@ func sendCommand() *cli.Command {
 		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
 		&cli.IntFlag{Name: "queue", Value: 16, Usage: "queue capacity between source and sender, in blocks (a block is up to 64 KiB of frames, or about 10 ms of frames when paced)", EnvVars: env("queue"), Category: catFrames},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
+		&cli.BoolFlag{Name: "reconnect", Usage: "when the device goes away, wait for its path to come back, reopen it and resume at the frame whose write failed", EnvVars: env("reconnect"), Category: catSerial},
+		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, how long to wait for the device to come back; 0 = for ever", EnvVars: env("reconnect-timeout"), Category: catSerial},
+		&cli.DurationFlag{Name: "write-timeout", Value: 10 * time.Second, Usage: "give up (exit 1) when one write makes no progress for this long; 0 = wait for ever", EnvVars: env("write-timeout"), Category: catSerial},
 		&cli.StringFlag{Name: "summary", Value: "text", Usage: "final summary on stderr: text or json", EnvVars: env("summary"), Category: catOutput},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "log frames, frames/s, queue depth and drops every `D`; 0 = never", EnvVars: env("stats-interval"), Category: catOutput},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar (it shows only when stderr is a terminal and the total is known)", EnvVars: env("no-progress"), Category: catOutput},
@@ -135,7 +140,25 @@ func sendAction(c *cli.Context) error {
 		total = cfg.Count
 	}
 
-	port, err := device.Open(path, dcfg)
+	wt := watch{writeTimeout: c.Duration("write-timeout"), path: path}
+	if wt.writeTimeout < 0 {
+		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", wt.writeTimeout)
+	}
+	wt.lineTime = time.Duration(float64(cfg.WriteBytes()*dcfg.BitsPerByte()) / float64(dcfg.Baud) * float64(time.Second))
+	rtimeout := c.Duration("reconnect-timeout")
+	if rtimeout < 0 {
+		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
+	}
+
+	var port interface {
+		io.Writer
+		Close() error
+	}
+	if c.Bool("reconnect") {
+		port, err = device.OpenReconnecting(path, dcfg, !c.Bool("no-lock"), rtimeout, log)
+	} else {
+		port, err = openPort(c, path, dcfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -143,7 +166,7 @@ func sendAction(c *cli.Context) error {
 	log.Debug("port open", "port", path, "line", dcfg.String())
 
 	stopReports := report(c, cfg.Live, total, interval, cfg.Queue, log, c.Bool("no-progress"))
-	st, err := runBounded(c.Context, port, cfg)
+	st, err := runBounded(c.Context, port, cfg, wt)
 	stopReports()
 	printSummary(c, summary, path, st, err)
 	if err != nil {
@@ -160,38 +183,65 @@ func sendAction(c *cli.Context) error {
 }
 
 // stopGrace is how long after the drain timeout a stop waits for a write
-// that the device does not take before giving up on it.
-const stopGrace = 2 * time.Second
+// in progress before giving up on it.
+const stopGrace = 250 * time.Millisecond
 
 // errStuck ends a stop whose last write never completed.
 var errStuck = errors.New("the device stopped accepting data during the stop; quitting with a write still pending")
 
-// runBounded runs the pipeline and bounds a stop: a write in progress cannot
-// be interrupted, so once ctx is done Run gets the drain timeout and a grace
-// period, and after that the command gives up (the process then exits, which
-// ends the pending write).
-func runBounded(ctx context.Context, port *device.Port, cfg pipeline.Config) (pipeline.Stats, error) {
+// watch is how runBounded looks for a stalled device.
+type watch struct {
+	writeTimeout time.Duration // 0: never give up on a write
+	lineTime     time.Duration // how long the largest write takes on the line
+	path         string
+}
+
+// runBounded runs the pipeline and bounds what a device that stops taking
+// data can do to it. A write in progress cannot be interrupted (closing the
+// port does not end it), so the command gives up instead, and the process
+// exit ends the write: when one write call makes no progress for the write
+// timeout (plus the time its bytes take on the line), and when a stop has
+// waited the drain timeout.
+func runBounded(ctx context.Context, w io.Writer, cfg pipeline.Config, wt watch) (pipeline.Stats, error) {
 	type result struct {
 		st  pipeline.Stats
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := pipeline.Run(ctx, port, cfg)
+		st, err := pipeline.Run(ctx, w, cfg)
 		done <- result{st, err}
 	}()
-	select {
-	case r := <-done:
-		return r.st, r.err
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(cfg.DrainTimeout + stopGrace)
-	defer t.Stop()
-	select {
-	case r := <-done:
-		return r.st, r.err
-	case <-t.C:
-		return pipeline.Stats{Frames: cfg.Live.Frames(), Bytes: cfg.Live.Bytes()}, failure{errStuck}
+	sofar := func() pipeline.Stats { return pipeline.Stats{Frames: cfg.Live.Frames(), Bytes: cfg.Live.Bytes()} }
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var stopBy, stalledSince time.Time
+	var lastCalls int64
+	stopping := ctx.Done()
+	for {
+		select {
+		case r := <-done:
+			return r.st, r.err
+		case <-stopping:
+			stopBy = time.Now().Add(cfg.DrainTimeout + stopGrace)
+			stopping = nil
+		case now := <-tick.C:
+			if !stopBy.IsZero() && now.After(stopBy) {
+				return sofar(), failure{errStuck}
+			}
+			writing, calls := cfg.Live.WriteProgress()
+			if !writing || calls != lastCalls {
+				stalledSince, lastCalls = time.Time{}, calls
+				continue
+			}
+			if stalledSince.IsZero() {
+				stalledSince = now
+			}
+			if wt.writeTimeout > 0 && now.Sub(stalledSince) >= wt.writeTimeout+wt.lineTime {
+				return sofar(), failure{fmt.Errorf("write %s: the device stopped accepting data: one write made no progress for %v (--write-timeout); flow control held, or a hung far end?",
+					wt.path, now.Sub(stalledSince).Round(100*time.Millisecond))}
+			}
+		}
 	}
 }
 
@@ -203,8 +253,9 @@ func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err er
 			pipeline.Stats
 			Seconds float64 `json:"seconds"`
 			Rate    float64 `json:"frames_per_second"`
+			PeakRSS int64   `json:"peak_rss_kib,omitempty"`
 			Error   string  `json:"error,omitempty"`
-		}{Port: path, Stats: st, Seconds: st.Elapsed.Seconds(), Rate: st.Rate()}
+		}{Port: path, Stats: st, Seconds: st.Elapsed.Seconds(), Rate: st.Rate(), PeakRSS: peakRSS()}
 		if err != nil {
 			out.Error = message(err)
 		}
@@ -213,4 +264,20 @@ func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err er
 		return
 	}
 	fmt.Fprintf(w, "framesend: sent %v to %s\n", st, path)
+}
+
+// peakRSS returns this process's peak resident memory in KiB (VmHWM), or 0
+// where /proc does not say.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

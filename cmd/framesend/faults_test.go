@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/pipeline"
+)
+
+// readUntil reads the fake's far end until it has at least n bytes.
+func readUntil(t *testing.T, f *devicetest.PTY, n int) []byte {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 64<<10)
+	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(got) < n {
+		k, err := f.Read(buf)
+		got = append(got, buf[:k]...)
+		if err != nil {
+			t.Fatalf("far end: %v after %d bytes", err, len(got))
+		}
+	}
+	return got
+}
+
+// checkResumed checks what two devices got across an outage: the first a
+// prefix of the counter stream, the second whole frames continuing it to
+// the end. It returns the frame the second device started at.
+func checkResumed(t *testing.T, first, second []byte, count int) int {
+	t.Helper()
+	all := counterBytes(7 * count)
+	if !bytes.Equal(first, all[:len(first)]) {
+		t.Fatalf("first device: not a prefix of the counter stream (differs at %d)", firstDiff(first, all))
+	}
+	if len(second)%7 != 0 {
+		t.Fatalf("second device got %d bytes: not whole frames", len(second))
+	}
+	resumed := count - len(second)/7
+	if !bytes.Equal(second, all[7*resumed:]) {
+		t.Fatalf("second device: not frames %d to %d of the counter stream", resumed, count-1)
+	}
+	// Frames the kernel had taken when the device vanished are lost with
+	// it; the resend starts at the write that failed, so the gap is at
+	// most what the pty buffered.
+	if gap := 7*resumed - len(first); gap > 64<<10 {
+		t.Errorf("resumed at frame %d, %d bytes after what the first device got: more than a buffer's worth lost", resumed, gap)
+	} else {
+		t.Logf("first device got %d bytes (%d whole frames); resumed at frame %d", len(first), len(first)/7, resumed)
+	}
+	return resumed
+}
+
+func TestReconnectAfterUnplug(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "ttyUSB-stable")
+	f1 := newFake(t, devicetest.Options{})
+	os.Symlink(f1.Path(), link)
+	const count = 60000
+	cmd := exec.Command(binary, "send", "--port", link, "--count", strconv.Itoa(count), "--rate", "30000", "--reconnect")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := readUntil(t, f1, 70000)
+	f1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	rest := make([]byte, 64<<10)
+	n, _ := f1.Read(rest)
+	first = append(first, rest[:n]...)
+	f1.Unplug() // the path now dangles, as a udev link would be gone
+	time.Sleep(500 * time.Millisecond)
+	f2 := newFake(t, devicetest.Options{})
+	os.Remove(link)
+	os.Symlink(f2.Path(), link)
+	stop := make(chan struct{})
+	got := drain(f2, stop, 300*time.Millisecond)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	close(stop)
+	checkResumed(t, first, <-got, count)
+	msg := stderr.String()
+	for _, want := range []string{"device went away; waiting for it to come back", "device is back", "outage=", fmt.Sprintf("sent %d frames", count), "1 reconnects"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestReconnectTimeoutAndStop(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{})
+		cmd := exec.Command(binary, "send", "--port", f.Path(), "--reconnect", "--reconnect-timeout", "500ms")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Start()
+		readUntil(t, f, 7000)
+		f.Unplug()
+		if code := waitExit(t, cmd, 10*time.Second); code != 1 {
+			t.Fatalf("exit %d, want 1: %s", code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "did not come back within 500ms") {
+			t.Errorf("stderr: %s", stderr.String())
+		}
+	})
+	t.Run("SIGINT while waiting", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{})
+		cmd := exec.Command(binary, "send", "--port", f.Path(), "--reconnect")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Start()
+		readUntil(t, f, 7000)
+		f.Unplug()
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		if code := waitExit(t, cmd, 5*time.Second); code != 0 {
+			t.Fatalf("exit %d, want 0 (a stop): %s", code, stderr.String())
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("took %v to stop while waiting for the device, want promptly", d)
+		}
+		if !strings.Contains(stderr.String(), "frames unsent") {
+			t.Errorf("the summary does not count what was left unsent: %s", stderr.String())
+		}
+	})
+}
+
+func TestReconnectThroughRestartedSocat(t *testing.T) {
+	socat := requireTool(t, "socat", "socat")
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	startPair := func() *exec.Cmd {
+		cmd := exec.Command(socat, "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool {
+			_, ea := os.Stat(a)
+			_, eb := os.Stat(b)
+			return ea == nil && eb == nil
+		}, "socat links")
+		return cmd
+	}
+	readB := func(stopAt int, stop <-chan struct{}) <-chan []byte {
+		out := make(chan []byte, 1)
+		far, err := openDevice(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer far.Close()
+			var got []byte
+			buf := make([]byte, 64<<10)
+			for {
+				far.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				n, err := far.Read(buf)
+				got = append(got, buf[:n]...)
+				if (stopAt > 0 && len(got) >= stopAt) || (err != nil && !errors.Is(err, os.ErrDeadlineExceeded)) {
+					break
+				}
+				select {
+				case <-stop:
+					if n == 0 {
+						out <- got
+						return
+					}
+				default:
+				}
+			}
+			out <- got
+		}()
+		return out
+	}
+	s1 := startPair()
+	firstC := readB(0, nil)
+	const count = 100000
+	send := exec.Command(binary, "send", "--port", a, "--count", strconv.Itoa(count), "--rate", "40000", "--reconnect")
+	var stderr bytes.Buffer
+	send.Stderr = &stderr
+	send.Start()
+	time.Sleep(700 * time.Millisecond)
+	s1.Process.Signal(syscall.SIGTERM)
+	s1.Wait()
+	first := <-firstC
+	time.Sleep(300 * time.Millisecond)
+	s2 := startPair()
+	defer func() { s2.Process.Kill(); s2.Wait() }()
+	stop := make(chan struct{})
+	secondC := readB(0, stop)
+	code := waitExit(t, send, 30*time.Second)
+	close(stop)
+	second := <-secondC
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	first = first[:len(first)/7*7] // socat may have passed on part of a frame
+	checkResumed(t, first, second, count)
+}
+
+func TestSecondSenderIsRefused(t *testing.T) {
+	users := []struct {
+		name string
+		cred *syscall.Credential
+	}{{"as this user", nil}}
+	if os.Geteuid() == 0 {
+		users = append(users, struct {
+			name string
+			cred *syscall.Credential
+		}{"as an unprivileged user", &syscall.Credential{Uid: 65534, Gid: 65534}})
+		os.Chmod(filepath.Dir(binary), 0o755)
+	}
+	for _, u := range users {
+		t.Run(u.name, func(t *testing.T) {
+			f := newFake(t, devicetest.Options{})
+			if u.cred != nil {
+				os.Chmod(f.Path(), 0o666)
+			}
+			stop := make(chan struct{})
+			got := drain(f, stop, 300*time.Millisecond)
+			first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "2000")
+			first.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
+			var ferr bytes.Buffer
+			first.Stderr = &ferr
+			first.Start()
+			time.Sleep(300 * time.Millisecond)
+			second := exec.Command(binary, "send", "--port", f.Path(), "--count", "100")
+			second.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
+			var serr bytes.Buffer
+			second.Stderr = &serr
+			second.Run()
+			if code := second.ProcessState.ExitCode(); code != 1 {
+				t.Errorf("second sender: exit %d, want 1: %s", code, serr.String())
+			}
+			want := fmt.Sprintf("port busy: %s is held by PID %d (framesend)", f.Path(), first.Process.Pid)
+			if !strings.Contains(serr.String(), want) {
+				t.Errorf("second sender said %q, want %q", serr.String(), want)
+			}
+			time.Sleep(200 * time.Millisecond)
+			first.Process.Signal(syscall.SIGINT)
+			if code := waitExit(t, first, 10*time.Second); code != 0 {
+				t.Fatalf("first sender: exit %d: %s", code, ferr.String())
+			}
+			close(stop)
+			// The first sender's stream is whole and unmixed: nothing of
+			// the second reached the port.
+			data := <-got
+			if len(data) < 7*500 || !bytes.Equal(data, counterBytes(len(data))) || len(data)%7 != 0 {
+				t.Errorf("first sender's stream: %d bytes, not a whole counter prefix", len(data))
+			}
+		})
+	}
+}
+
+func TestNoLockLetsASecondProcessIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("without root, TIOCEXCL refuses the second open even with --no-lock")
+	}
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "1000", "--no-lock")
+	first.Start()
+	time.Sleep(200 * time.Millisecond)
+	code, _, serr := framesend(t, nil, "send", "--port", f.Path(), "--count", "10", "--no-lock")
+	first.Process.Signal(syscall.SIGINT)
+	waitExit(t, first, 10*time.Second)
+	close(stop)
+	<-got
+	if code != 0 {
+		t.Errorf("--no-lock: second sender exit %d: %s", code, serr)
+	}
+}
+
+func TestStalledDevice(t *testing.T) {
+	t.Run("write timeout", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{}) // nobody reads: the buffer fills
+		start := time.Now()
+		code, _, stderr := framesend(t, nil, "send", "--port", f.Path(), "--write-timeout", "1s")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1: %s", code, stderr)
+		}
+		for _, want := range []string{"the device stopped accepting data", "--write-timeout", f.Path(), "frames"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q: %s", want, stderr)
+			}
+		}
+		if d := time.Since(start); d > 8*time.Second {
+			t.Errorf("took %v to give up on a 1 s write timeout", d)
+		}
+	})
+	t.Run("SIGINT during a stall", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{})
+		cmd := exec.Command(binary, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "1s")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Start()
+		time.Sleep(500 * time.Millisecond) // the pty buffer is full by now
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		code := waitExit(t, cmd, 10*time.Second)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("stop during a stall took %v, want about the 1 s drain timeout", d)
+		}
+		if code != 1 || !strings.Contains(stderr.String(), "stopped accepting data during the stop") {
+			t.Errorf("exit %d: %s", code, stderr.String())
+		}
+	})
+	t.Run("a short stall loses nothing", func(t *testing.T) {
+		f := newFake(t, devicetest.Options{})
+		const count = 30000
+		cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", strconv.Itoa(count), "--write-timeout", "5s")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Start()
+		first := readUntil(t, f, 7000)
+		time.Sleep(2 * time.Second) // the device stops reading for 2 s
+		stop := make(chan struct{})
+		got := drain(f, stop, 300*time.Millisecond)
+		if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		close(stop)
+		if data := append(first, <-got...); !bytes.Equal(data, counterBytes(7*count)) {
+			t.Fatalf("got %d bytes, want the %d-byte counter stream unchanged", len(data), 7*count)
+		}
+	})
+}
+
+// TestSoak sends FRAMESEND_SOAK_FRAMES frames (3,000,000 by default; make
+// soak sends 10,000,000) and checks every byte, peak memory and that the
+// goroutine count stays put.
+func TestSoak(t *testing.T) {
+	frames := 3_000_000
+	if s := os.Getenv("FRAMESEND_SOAK_FRAMES"); s != "" {
+		frames, _ = strconv.Atoi(s)
+	}
+	f := newFake(t, devicetest.Options{})
+	check := &pipeline.CounterCheck{}
+	framer := pipeline.NewFramer(7)
+	done := make(chan int64, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		var total int64
+		f.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		for total < int64(frames)*7 {
+			n, err := f.Read(buf)
+			total += int64(n)
+			framer.Feed(buf[:n], func(fr []byte) { check.Check(fr) })
+			if err != nil {
+				break
+			}
+		}
+		done <- total
+	}()
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", strconv.Itoa(frames), "--rate", "0", "--stats-interval", "20ms", "--log-format", "json", "--summary", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	if total := <-done; total != int64(frames)*7 || !check.OK() || check.Frames != int64(frames) {
+		t.Fatalf("far end: %d bytes, %v", total, check)
+	}
+	// The process's own high-water mark: the rusage of a child also counts
+	// the parent's memory at the fork.
+	var summary struct {
+		PeakRSS int64 `json:"peak_rss_kib"`
+	}
+	out := strings.TrimSpace(stderr.String())
+	if err := jsonUnmarshal(out[strings.LastIndex(out, "\n")+1:], &summary); err != nil || summary.PeakRSS == 0 {
+		t.Fatalf("no peak RSS in the summary (%v): %s", err, out[strings.LastIndex(out, "\n")+1:])
+	}
+	rss := summary.PeakRSS
+	t.Logf("%d frames: peak RSS %d KiB", frames, rss)
+	if rss > 32<<10 {
+		t.Errorf("peak RSS %d KiB, want under 32 MiB", rss)
+	}
+	// The count may drop by one near the end, when the source has given
+	// its last frame and the packager exits; it must never grow.
+	var counts []int
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		var v struct{ Goroutines *int }
+		if strings.Contains(l, `"msg":"progress"`) && jsonUnmarshal(l, &v) == nil && v.Goroutines != nil {
+			counts = append(counts, *v.Goroutines)
+		}
+	}
+	if len(counts) < 2 {
+		t.Fatalf("%d progress lines with a goroutine count: too few to compare", len(counts))
+	}
+	for i, n := range counts {
+		if n > counts[0] {
+			t.Fatalf("goroutines grew from %d to %d at progress line %d: %v", counts[0], n, i, counts)
+		}
+	}
+}
