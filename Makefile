@@ -51,10 +51,11 @@ fuzz:
 soak:
 	FRAMESEND_SOAK_FRAMES=10000000 $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 20m ./cmd/framesend
 
-# Go benchmarks of the pipeline, then framesend against a raw write(2) loop
-# on the same pty, each as its own process, medians of interleaved runs.
+# One table: framesend against raw write(2) loops on the same pty (each its
+# own process, medians of interleaved runs), line rate on slow fakes, pacing,
+# footprint, the Pi builds under qemu, and the pipeline's Go benchmarks.
+# Also saved to bench-results.md. About three minutes.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pipeline/
 	$(GO) run ./bench -framesend $(BIN) -out bench-results.md
 
 lint:

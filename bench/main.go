@@ -255,6 +255,68 @@ func measure(framesend string, runs int, outPath string) error {
 			p.nominal, p.frames, p.nominal, p.rate, (p.rate/float64(p.nominal)-1)*100, p.median.Round(time.Microsecond), p.p99.Round(time.Microsecond))
 	}
 
+	// Line rate, on fakes that drain at a baud rate.
+	fmt.Fprintf(&t, "\n| line rate (fake draining at the baud, 8N1) | line carries | achieved at the far end | ratio (target ≥ 0.99) | bytes | framesend CPU, share of one core (target < 2%% at 115200) |\n|---|---|---|---|---|---|\n")
+	for _, lr := range []struct {
+		baud    int
+		seconds float64
+	}{{9600, 6}, {115200, 6}, {1_000_000, 6}} {
+		r, err := measureLineRate(framesend, lr.baud, lr.seconds)
+		if err != nil {
+			return err
+		}
+		intact := "all, in order"
+		if !r.intact {
+			intact = "**LOST OR CHANGED**"
+		}
+		fmt.Fprintf(&t, "| %d baud, %.1f s measured | %.1f frames/s | %.1f frames/s | %.4f | %s | %.2f%% (%v CPU for %.1f s of line time) |\n",
+			r.baud, r.seconds, r.nominal, r.achieved, r.achieved/r.nominal, intact, r.cpuShare*100, r.sendCPU.Round(time.Millisecond), float64(r.sendCount*7)/(float64(r.baud)/10))
+		fmt.Fprintf(os.Stderr, "line rate %d done\n", lr.baud)
+	}
+
+	// Footprint.
+	startup, err := measureStartup(framesend, 15)
+	if err != nil {
+		return err
+	}
+	rss, err := measurePeakRSS(framesend, 10_000_000)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&t, "\n| footprint | measured | target |\n|---|---|---|\n")
+	fmt.Fprintf(&t, "| CPU time per million frames, unpaced, default batching | %.1f ms | |\n", cases[3].cpuPerFrame()*1e6/1e6)
+	fmt.Fprintf(&t, "| CPU time per million frames, --batch 1 | %.0f ms | |\n", cases[1].cpuPerFrame()*1e6/1e6)
+	fmt.Fprintf(&t, "| peak RSS over 10,000,000 frames | %.1f MiB | < 32 MiB |\n", float64(rss)/1024)
+	fmt.Fprintf(&t, "| process start to first byte on the wire (median of 15) | %v | < 20 ms |\n", startup.Round(10*time.Microsecond))
+
+	dir, err := os.MkdirTemp("", "framesend-pi-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	pis, err := buildPi(dir)
+	if err != nil {
+		return err
+	}
+	for _, b := range pis {
+		fmt.Fprintf(&t, "| binary size, %s (-s -w) | %.1f MiB | |\n", b.name, float64(b.size)/(1<<20))
+	}
+	if ratio, arm, native, err := qemuRatio(framesend, pis[0].path, 1_000_000, 3); err != nil {
+		fmt.Fprintf(&t, "| armv6 build under qemu-arm ÷ amd64 build | not measured: %v | |\n", err)
+	} else {
+		fmt.Fprintf(&t, "| armv6 build under qemu-arm -cpu arm1176 ÷ amd64 build, frames/s | × %.3f (%.0f ÷ %.0f) | watch for drops |\n", ratio, arm, native)
+	}
+	fmt.Fprintf(os.Stderr, "footprint done\n")
+
+	rows, err := goBench()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&t, "\n| go test -bench ./pipeline (one op = one frame; FramerCounterCheck: 4096 frames) | ns/op | allocs/op (target 0) |\n|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+
 	fmt.Print(t.String())
 	if outPath != "" {
 		return os.WriteFile(outPath, []byte(t.String()), 0o644)

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/framesend/framesend/device"
+	"github.com/framesend/framesend/pipeline"
 )
 
 // env names the environment variable that also sets flag name.
@@ -45,6 +46,31 @@ func logFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("log-level"), Category: catOutput},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: env("log-format"), Category: catOutput},
 	}
+}
+
+// portAndFrameSize checks that the command got no arguments and reads the
+// serial flags and --frame-size, for listen and loopback.
+func portAndFrameSize(c *cli.Context) (string, device.Config, int, error) {
+	if err := noArgs(c); err != nil {
+		return "", device.Config{}, 0, err
+	}
+	path, cfg, err := portConfig(c)
+	if err != nil {
+		return "", device.Config{}, 0, err
+	}
+	fs := c.Int("frame-size")
+	if fs < 1 || fs > pipeline.MaxFrameSize {
+		return "", device.Config{}, 0, usagef("--frame-size %d is out of range: use 1 to %d bytes", fs, pipeline.MaxFrameSize)
+	}
+	return path, cfg, fs, nil
+}
+
+// noArgs refuses arguments where a command takes only flags.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("%s takes no arguments, got %q (flags start with --)", c.Command.Name, c.Args().First())
+	}
+	return nil
 }
 
 // portConfig reads and checks the serial flags. Mistakes are usage errors.

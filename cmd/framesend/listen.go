@@ -132,16 +132,9 @@ func (r *receiver) summary() string {
 }
 
 func listenAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("listen takes no arguments, got %q (flags start with --)", c.Args().First())
-	}
-	path, dcfg, err := portConfig(c)
+	path, dcfg, fs, err := portAndFrameSize(c)
 	if err != nil {
 		return err
-	}
-	fs := c.Int("frame-size")
-	if fs < 1 || fs > pipeline.MaxFrameSize {
-		return usagef("--frame-size %d is out of range: use 1 to %d bytes", fs, pipeline.MaxFrameSize)
 	}
 	expect := c.String("expect")
 	if expect != "none" && expect != "counter" {

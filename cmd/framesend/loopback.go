@@ -40,16 +40,9 @@ func loopbackCommand() *cli.Command {
 }
 
 func loopbackAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("loopback takes no arguments, got %q (flags start with --)", c.Args().First())
-	}
-	path, dcfg, err := portConfig(c)
+	path, dcfg, fs, err := portAndFrameSize(c)
 	if err != nil {
 		return err
-	}
-	fs := c.Int("frame-size")
-	if fs < 1 || fs > pipeline.MaxFrameSize {
-		return usagef("--frame-size %d is out of range: use 1 to %d bytes", fs, pipeline.MaxFrameSize)
 	}
 	count := c.Int64("count")
 	if count < 1 || count > 100_000_000 {

@@ -31,8 +31,8 @@ func portsCommand() *cli.Command {
 			rootFlag,
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("ports takes no arguments, got %q", c.Args().First())
+			if err := noArgs(c); err != nil {
+				return err
 			}
 			ports, err := device.List(c.String("root"), device.Self())
 			if err != nil {
@@ -111,8 +111,8 @@ func doctorCommand() *cli.Command {
 			rootFlag,
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("doctor takes no arguments, got %q (use --port PATH)", c.Args().First())
+			if err := noArgs(c); err != nil {
+				return err
 			}
 			sys := device.ThisSystem()
 			sys.Root = c.String("root")

@@ -59,8 +59,8 @@ func sendCommand() *cli.Command {
 }
 
 func sendAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("send takes no arguments, got %q (flags start with --)", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	path, dcfg, err := portConfig(c)
 	if err != nil {

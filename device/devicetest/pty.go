@@ -129,6 +129,17 @@ func (p *PTY) Read(b []byte) (int, error) {
 	}
 	for {
 		n, err := p.master.Read(b)
+		if p.opts.Baud > 0 {
+			p.mu.Lock()
+			p.delivered += int64(n) // what the line really carried
+			if n < len(b) {
+				// The line ran dry: the idle time is gone, as on a real
+				// UART, not saved up for a later burst.
+				bytesPerSec := float64(p.opts.Baud) / 10
+				p.start = time.Now().Add(-time.Duration(float64(p.delivered) / bytesPerSec * float64(time.Second)))
+			}
+			p.mu.Unlock()
+		}
 		if n > 0 {
 			n = p.applyFaults(b[:n])
 			if n == 0 && err == nil {
@@ -140,7 +151,9 @@ func (p *PTY) Read(b []byte) (int, error) {
 }
 
 // pace waits until the line could have carried at least one more chunk and
-// returns how many bytes (at most max) the wire may take now.
+// returns how many bytes (at most max) the wire may take now. Read counts
+// what it then really read: a line with nothing to send carries nothing, and
+// does not save up for later.
 func (p *PTY) pace(max int) int {
 	bytesPerSec := float64(p.opts.Baud) / 10
 	chunk := int64(bytesPerSec / 200) // about 5 ms of line time per read
@@ -155,9 +168,7 @@ func (p *PTY) pace(max int) int {
 	for {
 		allowed := int64(time.Since(p.start).Seconds()*bytesPerSec) - p.delivered
 		if allowed >= chunk {
-			n := min(allowed, int64(max))
-			p.delivered += n
-			return int(n)
+			return int(min(allowed, int64(max)))
 		}
 		wait := time.Duration(float64(chunk-allowed) / bytesPerSec * float64(time.Second))
 		time.Sleep(wait)
