@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +23,7 @@ type Reconnecting struct {
 	poll    time.Duration
 	log     *slog.Logger
 	port    *Port
-	gone    bool // the device went away and has not come back
+	gone    atomic.Bool // the device went away and has not come back
 }
 
 // OpenReconnecting opens path as Open (or OpenShared, if lock is false) does
@@ -49,11 +50,15 @@ func (r *Reconnecting) Write(b []byte) (int, error) { return r.port.Write(b) }
 // Drain drains the current port; see Port.Drain. While the device is gone
 // there is nothing left to drain.
 func (r *Reconnecting) Drain() error {
-	if r.gone {
+	if r.gone.Load() {
 		return nil
 	}
 	return r.port.Drain()
 }
+
+// Gone reports whether the device is away; it is safe to call from any
+// goroutine.
+func (r *Reconnecting) Gone() bool { return r.gone.Load() }
 
 // Close closes the current port.
 func (r *Reconnecting) Close() error { return r.port.Close() }
@@ -68,7 +73,7 @@ func (r *Reconnecting) Reconnect(ctx context.Context, err error) error {
 		return err
 	}
 	r.port.Close()
-	r.gone = true
+	r.gone.Store(true)
 	went := time.Now()
 	r.log.Warn("device went away; waiting for it to come back", "port", r.path, "error", err.Error())
 	var deadline <-chan time.Time
@@ -90,7 +95,8 @@ func (r *Reconnecting) Reconnect(ctx context.Context, err error) error {
 		}
 		p, oerr := r.open()
 		if oerr == nil {
-			r.port, r.gone = p, false
+			r.port = p
+			r.gone.Store(false)
 			r.log.Info("device is back", "port", r.path, "went", went.Format(time.RFC3339Nano), "outage", time.Since(went).Round(time.Millisecond).String())
 			return nil
 		}

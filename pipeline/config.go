@@ -85,6 +85,11 @@ type Config struct {
 	// DrainTimeout bounds how long queued frames are still sent after ctx
 	// is done; what is left then is counted as Unsent.
 	DrainTimeout time.Duration
+	// DrainBeforeAck drains the writer (see Drainer) before acknowledging
+	// datagrams to a source that wants acknowledgements (CommitDatagramAck),
+	// so that an acknowledged datagram has left the kernel, not only
+	// entered it.
+	DrainBeforeAck bool
 	// Logger receives warnings (drops, late schedule); nil discards them.
 	Logger *slog.Logger
 	// Live, if not nil, is updated as the run goes, for progress reports.

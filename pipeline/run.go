@@ -249,6 +249,13 @@ type sender struct {
 	buf []byte // unwritten bytes: whole frames, then a partial one
 	off int    // start of the unwritten bytes in buf
 
+	// Acknowledgements for datagram sources that want them: each fires once
+	// the stream is written up to its datagram's end. consumed is the stream
+	// position of buf[off].
+	consumed int64
+	acks     []pendingAck
+	ackHead  int
+
 	// pacing, and the bounds of Stats.Active
 	start      time.Time
 	firstWrite time.Time
@@ -266,6 +273,38 @@ func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender
 		// Room for a full write, a whole block and a frame of padding.
 		buf: make([]byte, 0, maxW+blockSize+cfg.FrameSize),
 	}
+}
+
+type pendingAck struct {
+	end int64 // stream position just past the datagram (and its padding)
+	fn  func()
+}
+
+// unwrittenEnd is the stream position just past the last byte in buf.
+func (s *sender) unwrittenEnd() int64 { return s.consumed + int64(len(s.buf)-s.off) }
+
+// fireAcks acknowledges every datagram now written whole, draining the
+// writer first if the config asks for it.
+func (s *sender) fireAcks() error {
+	if s.ackHead == len(s.acks) || s.acks[s.ackHead].end > s.consumed {
+		return nil
+	}
+	if s.cfg.DrainBeforeAck {
+		if d, ok := s.w.(Drainer); ok {
+			if err := d.Drain(); err != nil {
+				return err
+			}
+		}
+	}
+	for s.ackHead < len(s.acks) && s.acks[s.ackHead].end <= s.consumed {
+		s.acks[s.ackHead].fn()
+		s.acks[s.ackHead] = pendingAck{}
+		s.ackHead++
+	}
+	if s.ackHead == len(s.acks) {
+		s.acks, s.ackHead = s.acks[:0], 0
+	}
+	return nil
 }
 
 // errDrained stops the sender when the drain timeout runs out.
@@ -332,7 +371,7 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 	var err error
 	if s.cfg.Align == AlignDatagram && len(b.ends) > 0 {
 		start := 0
-		for _, end := range b.ends {
+		for i, end := range b.ends {
 			s.buf = append(s.buf, b.data[start:end]...)
 			if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
 				if err = s.short(rem); err != nil {
@@ -340,10 +379,17 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 					break
 				}
 			}
+			if len(b.acks) > 0 {
+				s.acks = append(s.acks, pendingAck{s.unwrittenEnd(), b.acks[i]})
+			}
 			start = end
 		}
 	} else {
+		start := s.unwrittenEnd()
 		s.buf = append(s.buf, b.data...)
+		for i, fn := range b.acks {
+			s.acks = append(s.acks, pendingAck{start + int64(b.ends[i]), fn})
+		}
 	}
 	select {
 	case s.pool <- b:
@@ -444,8 +490,13 @@ func (s *sender) flush(ctx context.Context) error {
 			s.stats.Active = time.Since(s.firstWrite) + time.Duration(float64(n/s.fs)/s.cfg.Rate*float64(time.Second))
 		}
 		err := s.write(ctx, s.buf[s.off:s.off+n])
-		s.off += int(s.stats.Frames-framesBefore) * s.fs
+		advanced := int(s.stats.Frames-framesBefore) * s.fs
+		s.off += advanced
+		s.consumed += int64(advanced)
 		if err != nil {
+			return err
+		}
+		if err := s.fireAcks(); err != nil {
 			return err
 		}
 		if s.cfg.Count > 0 && s.stats.Frames >= s.cfg.Count {
@@ -581,6 +632,7 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 			return rerr
 		}
 		s.stats.Reconnects++
+		s.cfg.Live.reconnects.Add(1)
 		if n > done {
 			s.stats.Resent++ // part of this frame reached the old device
 		}

@@ -521,3 +521,81 @@ func TestStopWhileWaitingForTheDevice(t *testing.T) {
 		t.Errorf("reconnects %d frames %d unsent %d, want 1, 10 and 90", d.reconnects, st.Frames, st.Unsent)
 	}
 }
+
+// ackSource gives datagrams that want acknowledgements, and records, for
+// each ack, how many bytes the writer had taken when it fired.
+type ackSource struct {
+	datagrams [][]byte
+	next      int
+	rec       *pipelinetest.Recorder
+	fired     []int // datagram index order
+	at        []int // bytes written when each fired
+}
+
+func (a *ackSource) BlockSize() int { return 1024 }
+
+func (a *ackSource) Fill(ctx context.Context, b *pipeline.Block) error {
+	if a.next == len(a.datagrams) {
+		return io.EOF
+	}
+	for a.next < len(a.datagrams) && len(a.datagrams[a.next]) <= b.Room() {
+		i := a.next
+		b.CommitDatagramAck(copy(b.DatagramSpare(), a.datagrams[i]), func() {
+			a.fired = append(a.fired, i)
+			a.at = append(a.at, len(a.rec.Bytes()))
+		})
+		a.next++
+	}
+	return nil
+}
+
+func TestAcksFireOnlyOnceWritten(t *testing.T) {
+	var datagrams [][]byte
+	for i := range 200 {
+		datagrams = append(datagrams, bytes.Repeat([]byte{byte(i)}, 1+i%9))
+	}
+	for _, align := range []pipeline.Align{pipeline.AlignDatagram, pipeline.AlignStream} {
+		t.Run(string(align), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{MaxWrite: 5}
+			src := &ackSource{datagrams: datagrams, rec: rec}
+			cfg := config(4, 0)
+			cfg.Source, cfg.Align, cfg.Batch = src, align, 2
+			if _, err := pipeline.Run(context.Background(), rec, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if len(src.fired) != len(datagrams) {
+				t.Fatalf("%d acks fired, want %d", len(src.fired), len(datagrams))
+			}
+			// Where each datagram ends in the stream the writer got.
+			pos := 0
+			for k, i := range src.fired {
+				if i != k {
+					t.Fatalf("ack %d fired for datagram %d: out of order", k, i)
+				}
+				pos += len(datagrams[i])
+				if align == pipeline.AlignDatagram && pos%4 != 0 {
+					pos += 4 - pos%4 // its padding
+				}
+				if src.at[k] < pos {
+					t.Fatalf("datagram %d acked with %d bytes written, before its end at %d", i, src.at[k], pos)
+				}
+			}
+		})
+	}
+	// A run that stops early acks only what it wrote.
+	rec := &pipelinetest.Recorder{}
+	src := &ackSource{datagrams: datagrams, rec: rec}
+	cfg := config(4, 10) // 10 frames of 4 bytes
+	cfg.Source, cfg.Align = src, pipeline.AlignDatagram
+	if _, err := pipeline.Run(context.Background(), rec, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(src.fired) == 0 || len(src.fired) >= len(datagrams) {
+		t.Fatalf("%d acks after 10 frames, want some but not all", len(src.fired))
+	}
+	for k := range src.fired {
+		if src.at[k] > 40 {
+			t.Fatalf("ack %d fired after more than the 40 bytes sent", k)
+		}
+	}
+}

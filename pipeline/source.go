@@ -25,7 +25,8 @@ type BlockSizer interface {
 // must not keep b or its bytes after Fill returns.
 type Block struct {
 	data  []byte
-	ends  []int // end offset of each datagram, for datagram sources
+	ends  []int    // end offset of each datagram, for datagram sources
+	acks  []func() // per datagram, when a source wants to know it was written
 	limit int
 }
 
@@ -36,6 +37,8 @@ func newBlock(size int) *Block {
 func (b *Block) reset(limit int) {
 	b.data = b.data[:0]
 	b.ends = b.ends[:0]
+	clear(b.acks)
+	b.acks = b.acks[:0]
 	b.limit = min(limit, cap(b.data))
 }
 
@@ -62,6 +65,16 @@ func (b *Block) DatagramSpare() []byte { return b.data[len(b.data):cap(b.data)] 
 func (b *Block) CommitDatagram(n int) {
 	b.data = b.data[:len(b.data)+n]
 	b.ends = append(b.ends, len(b.data))
+}
+
+// CommitDatagramAck is CommitDatagram for a source that must know when the
+// datagram has been written: the sender calls ack, from its goroutine, once
+// every byte of the datagram has been written (and drained, with
+// Config.DrainBeforeAck). A datagram that is never written is never acked.
+// A block's datagrams either all have acks or none does.
+func (b *Block) CommitDatagramAck(n int, ack func()) {
+	b.CommitDatagram(n)
+	b.acks = append(b.acks, ack)
 }
 
 // Datagrams returns how many datagrams b holds; 0 for stream bytes.

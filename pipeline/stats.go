@@ -73,8 +73,12 @@ type Live struct {
 	// writeSeq goes up by one as each write call starts and again as it
 	// returns: odd while a write is in progress. One counter, so the
 	// per-write cost is two atomic adds.
-	writeSeq atomic.Int64
+	writeSeq   atomic.Int64
+	reconnects atomic.Int64
 }
+
+// Reconnects returns the outages survived so far.
+func (l *Live) Reconnects() int64 { return l.reconnects.Load() }
 
 // WriteProgress reports whether a write call is in progress and how many
 // have returned, so that a watchdog can tell a stalled device (a write

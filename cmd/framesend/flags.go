@@ -17,6 +17,7 @@ func env(name string) []string {
 const (
 	catSerial = "Serial port"
 	catSource = "Source"
+	catMQTT   = "MQTT source"
 	catFrames = "Frames"
 	catOutput = "Output"
 )

@@ -38,6 +38,7 @@ func sendCommand() *cli.Command {
 		&cli.DurationFlag{Name: "stats-interval", Usage: "log frames, frames/s, queue depth and drops every `D`; 0 = never", EnvVars: env("stats-interval"), Category: catOutput},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar (it shows only when stderr is a terminal and the total is known)", EnvVars: env("no-progress"), Category: catOutput},
 	)
+	flags = append(flags, mqttFlags()...)
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
 		Name:      "send",
@@ -52,6 +53,7 @@ func sendCommand() *cli.Command {
 			"   framesend send --port /dev/ttyUSB0 --source file:capture.bin --partial drop\n" +
 			"   producer | framesend send --port /dev/ttyUSB0 --source hex:-\n" +
 			"   framesend send --port /dev/ttyUSB0 --source udp:9000 --stats-interval 10s\n" +
+			"   framesend send --port /dev/ttyUSB0 --source 'mqtt://broker.lan/devices/pi7/#' --client-id pi7\n" +
 			"   FRAMESEND_PORT=/tmp/ttyA framesend send --frame-size 16 --batch 1",
 		Flags:  flags,
 		Action: sendAction,
@@ -102,13 +104,14 @@ func sendAction(c *cli.Context) error {
 	}
 	spec := c.String("source")
 	isUDP := strings.HasPrefix(spec, "udp:")
+	isMQTT := strings.HasPrefix(spec, "mqtt://") || strings.HasPrefix(spec, "mqtts://")
 	if len(allow) > 0 && !isUDP {
 		return usagef("--allow-from applies to udp sources only, not --source %s", spec)
 	}
 	cfg.Align = pipeline.Align(c.String("align"))
 	if cfg.Align == "" {
 		cfg.Align = pipeline.AlignStream
-		if isUDP {
+		if isUDP || isMQTT {
 			cfg.Align = pipeline.AlignDatagram
 		}
 	}
@@ -122,10 +125,33 @@ func sendAction(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if isMQTT && cfg.Overflow != pipeline.OverflowBlock {
+		return usagef("--overflow %s with mqtt would lose messages the broker then counts as delivered: mqtt holds the broker back instead (leave --overflow unset)", cfg.Overflow)
+	}
+	cfg.DrainBeforeAck = c.Bool("drain")
 
-	src, err := openSource(spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
-	if err != nil {
-		return err
+	var src *source
+	if isMQTT {
+		mcfg, err := mqttConfig(c, spec, path)
+		if err != nil {
+			return err
+		}
+		m, err := pipeline.DialMQTT(c.Context, mcfg, log)
+		switch {
+		case err != nil && c.Context.Err() != nil:
+			fmt.Fprintln(c.App.ErrWriter, "framesend: stopped while waiting for the broker")
+			return nil
+		case errors.Is(err, pipeline.ErrMQTTRefused):
+			return failure{fmt.Errorf("%w: check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file", err)}
+		case err != nil:
+			return failure{err}
+		}
+		src = &source{src: m, datagram: true, mqtt: m, close: func() {}}
+	} else {
+		src, err = openSource(spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
+		if err != nil {
+			return err
+		}
 	}
 	defer src.close()
 	cfg.Source = src.src
@@ -165,9 +191,23 @@ func sendAction(c *cli.Context) error {
 	defer port.Close()
 	log.Debug("port open", "port", path, "line", dcfg.String())
 
+	gone := func() bool { return false }
+	if r, ok := port.(*device.Reconnecting); ok {
+		gone = r.Gone
+	}
+	stopStatus := func() {}
+	if src.mqtt != nil {
+		stopStatus = publishStatus(c.Context, src.mqtt, path, cfg.Live, gone, interval)
+	}
+
 	stopReports := report(c, cfg.Live, total, interval, cfg.Queue, log, c.Bool("no-progress"))
 	st, err := runBounded(c.Context, port, cfg, wt)
 	stopReports()
+	if src.mqtt != nil {
+		stopStatus()
+		wentAway := func() bool { return gone() || errors.Is(err, device.ErrGone) }
+		src.mqtt.Close(statusJSON("offline", path, cfg.Live, wentAway))
+	}
 	printSummary(c, summary, path, st, err)
 	if err != nil {
 		if errors.Is(err, device.ErrGone) {

@@ -18,13 +18,13 @@ import (
 	"github.com/framesend/framesend/pipeline"
 )
 
-const sourceHelp = "counter, stdin, file:PATH, hex:PATH (hex:- for stdin) or udp:[HOST:]PORT"
+const sourceHelp = "counter, stdin, file:PATH, hex:PATH (hex:- for stdin), udp:[HOST:]PORT or mqtt[s]://[USER@]HOST[:PORT]/TOPIC"
 
 // source is an opened --source with what the rest of send needs to know.
 type source struct {
 	src      pipeline.Source
-	datagram bool   // the source has datagram boundaries (hex, udp)
-	network  bool   // the source is fed from the network: drop rather than block
+	datagram bool // the source has datagram boundaries (hex, udp, mqtt)
+	mqtt     *pipeline.MQTT
 	frames   int64  // frames it will give, if known, else 0
 	close    func() // releases what was opened
 }
@@ -105,7 +105,7 @@ func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, part
 			log.Warn("udp: listening on every interface: any host that can reach this machine can write to the serial port; use --allow-from to limit senders", "addr", a.String())
 		}
 		log.Info("udp: listening for datagrams", "addr", a.String())
-		return &source{src: u, datagram: true, network: true, close: func() { u.Close() }}, nil
+		return &source{src: u, datagram: true, close: func() { u.Close() }}, nil
 	}
 	return nil, usagef("--source %q is not a source: use %s", spec, sourceHelp)
 }

@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	be "encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/framesend/framesend/device/devicetest"
+)
+
+// broker is a real Mosquitto on a loopback port of its own.
+type broker struct {
+	t    *testing.T
+	bin  string
+	conf string
+	port int
+	cmd  *exec.Cmd
+}
+
+// startBroker starts Mosquitto; extra is added to its configuration.
+func startBroker(t *testing.T, extra string) *broker {
+	t.Helper()
+	bin := requireTool(t, "mosquitto", "mosquitto")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence true\npersistence_location %s/\nmax_queued_messages 100000\n%s\n", port, dir, extra)
+	if !strings.Contains(extra, "allow_anonymous") {
+		conf += "allow_anonymous true\n"
+	}
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
+	}
+	b := &broker{t: t, bin: bin, conf: filepath.Join(dir, "mosquitto.conf"), port: port}
+	os.WriteFile(b.conf, []byte(conf), 0o644)
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	b.cmd = exec.Command(b.bin, "-c", b.conf)
+	var log lockedBuffer
+	b.cmd.Stderr, b.cmd.Stdout = &log, &log
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	waitFor(b.t, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "mosquitto to listen: "+log.String())
+}
+
+func (b *broker) stop() {
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.cmd.Wait()
+		b.cmd = nil
+	}
+}
+
+func (b *broker) url(topic string) string {
+	return fmt.Sprintf("mqtt://127.0.0.1:%d/%s", b.port, topic)
+}
+
+// client connects a publisher or watcher.
+func (b *broker) client(id string) mqtt.Client {
+	b.t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID(id).SetAutoReconnect(true).SetConnectRetry(true))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.t.Fatalf("connect %s: %v", id, tok.Error())
+	}
+	b.t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// publish sends numbered 7-byte messages from..to-1 to topic at QoS 1.
+func publish(t *testing.T, c mqtt.Client, topic string, from, to int) {
+	t.Helper()
+	var toks []mqtt.Token
+	for k := from; k < to; k++ {
+		toks = append(toks, c.Publish(topic, 1, false, numbered(k)))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+}
+
+// numbered returns message k: 7 bytes, k as 4 bytes then a fixed tail, so a
+// split or misplaced frame shows.
+func numbered(k int) []byte {
+	m := []byte{0, 0, 0, 0, 0xa5, 0x5a, 0xee}
+	be.BigEndian.PutUint32(m, uint32(k))
+	return m
+}
+
+// frames splits a stream into message numbers, failing on a malformed frame.
+func frames(t *testing.T, data []byte) []int {
+	t.Helper()
+	if len(data)%7 != 0 {
+		t.Fatalf("%d bytes: not whole 7-byte frames", len(data))
+	}
+	var ks []int
+	for i := 0; i < len(data); i += 7 {
+		f := data[i : i+7]
+		if !bytes.Equal(f[4:], []byte{0xa5, 0x5a, 0xee}) {
+			t.Fatalf("frame %d is % x: split or corrupt", i/7, f)
+		}
+		ks = append(ks, int(be.BigEndian.Uint32(f)))
+	}
+	return ks
+}
+
+// sendLogged starts framesend send and waits for a log line matching re.
+func sendLogged(t *testing.T, re string, args ...string) *udpRun {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"send"}, args...)...)
+	pr, pw, _ := os.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := &udpRun{cmd: cmd, stderr: &lockedBuffer{}, eof: make(chan struct{})}
+	seen := make(chan struct{}, 1)
+	rx := regexp.MustCompile(re)
+	go func() {
+		defer close(r.eof)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			r.stderr.Write(append(sc.Bytes(), '\n'))
+			if rx.Match(sc.Bytes()) {
+				select {
+				case seen <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case <-seen:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("framesend never logged %q: %s", re, r.stderr.String())
+	}
+	return r
+}
+
+const subscribed = "connected and subscribed"
+
+func TestMQTTTenThousandMessages(t *testing.T) {
+	b := startBroker(t, "")
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/bench1"), "--client-id", "bench1", "--count", "10000")
+	publish(t, b.client("pub"), "lab/bench1", 0, 10000)
+	if code := run.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	ks := frames(t, <-got)
+	if len(ks) != 10000 {
+		t.Fatalf("far end got %d messages, want 10000", len(ks))
+	}
+	for i, k := range ks {
+		if k != i {
+			t.Fatalf("message %d at position %d: out of order", k, i)
+		}
+	}
+}
+
+func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
+	b := startBroker(t, "")
+	f := newFake(t, devicetest.Options{})
+	var mu sync.Mutex
+	var data []byte
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := f.Read(buf)
+			mu.Lock()
+			data = append(data, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	received := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(data) / 7
+	}
+	args := []string{"--port", f.Path(), "--source", b.url("lab/pi7"), "--client-id", "pi7"}
+	first := sendLogged(t, subscribed, args...)
+	pub := b.client("pub")
+	const total = 3000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for k := 0; k < total; k += 100 {
+			publish(t, pub, "lab/pi7", k, k+100)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitFor(t, func() bool { return received() >= 500 }, "500 messages before the kill")
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // published meanwhile: queued by the broker
+	second := sendLogged(t, subscribed, args...)
+	<-done
+	seenAll := func() bool {
+		mu.Lock()
+		whole := data[:len(data)/7*7]
+		mu.Unlock()
+		seen := map[int]bool{}
+		for i := 0; i+7 <= len(whole); i += 7 {
+			seen[int(be.BigEndian.Uint32(whole[i:]))] = true
+		}
+		return len(seen) == total
+	}
+	waitFor(t, seenAll, "every message at least once")
+	second.cmd.Process.Signal(syscall.SIGINT)
+	if code := second.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("second run: exit %d: %s", code, second.stderr.String())
+	}
+	mu.Lock()
+	ks := frames(t, data)
+	mu.Unlock()
+	t.Logf("%d messages published, %d frames at the far end (%d repeats)", total, len(ks), len(ks)-total)
+}
+
+func TestMQTTTwoDevicesAndStatus(t *testing.T) {
+	b := startBroker(t, "")
+	watch := b.client("watch")
+	var mu sync.Mutex
+	states := map[string]string{}
+	watch.Subscribe("framesend/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
+		var s struct{ State string }
+		jsonUnmarshal(string(m.Payload()), &s)
+		mu.Lock()
+		states[m.Topic()] = s.State
+		mu.Unlock()
+	}).Wait()
+	state := func(id string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return states["framesend/"+id+"/status"]
+	}
+	type dev struct {
+		f   *devicetest.PTY
+		run *udpRun
+		got <-chan []byte
+	}
+	stop := make(chan struct{})
+	devs := map[string]*dev{}
+	for _, id := range []string{"d1", "d2"} {
+		f := newFake(t, devicetest.Options{})
+		devs[id] = &dev{f: f, got: drain(f, stop, 300*time.Millisecond),
+			run: sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("fleet/"+id), "--client-id", id, "--stats-interval", "200ms")}
+	}
+	pub := b.client("pub")
+	publish(t, pub, "fleet/d1", 0, 50)
+	publish(t, pub, "fleet/d2", 1000, 1050)
+	waitFor(t, func() bool { return state("d1") == "online" && state("d2") == "online" }, "both online on the status topic")
+	time.Sleep(500 * time.Millisecond)
+	devs["d2"].run.cmd.Process.Signal(syscall.SIGKILL)
+	waitFor(t, func() bool { return state("d2") == "offline" }, "d2 offline (its last will) after the kill")
+	if state("d1") != "online" {
+		t.Errorf("d1 = %q, want online", state("d1"))
+	}
+	devs["d1"].run.cmd.Process.Signal(syscall.SIGINT)
+	devs["d1"].run.wait(t, 10*time.Second)
+	close(stop)
+	for id, base := range map[string]int{"d1": 0, "d2": 1000} {
+		ks := frames(t, <-devs[id].got)
+		if len(ks) != 50 {
+			t.Errorf("%s got %d messages, want its 50", id, len(ks))
+		}
+		for _, k := range ks {
+			if k < base || k >= base+50 {
+				t.Errorf("%s got message %d, which was for the other device", id, k)
+			}
+		}
+	}
+	if state("d1") != "offline" {
+		t.Errorf("d1 after a clean stop = %q, want offline", state("d1"))
+	}
+}
+
+func TestMQTTBrokerRestart(t *testing.T) {
+	b := startBroker(t, "")
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200")
+	publish(t, b.client("pub1"), "lab/r", 0, 100)
+	time.Sleep(300 * time.Millisecond)
+	b.stop()
+	time.Sleep(500 * time.Millisecond)
+	b.start()
+	waitFor(t, func() bool { return strings.Count(run.stderr.String(), subscribed) >= 2 }, "framesend to reconnect")
+	publish(t, b.client("pub2"), "lab/r", 100, 200)
+	if code := run.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	ks := frames(t, <-got)
+	if len(ks) != 200 {
+		t.Fatalf("far end got %d messages, want 200", len(ks))
+	}
+	for i, k := range ks {
+		if k != i {
+			t.Fatalf("message %d at position %d", k, i)
+		}
+	}
+	if !strings.Contains(run.stderr.String(), "connection lost") {
+		t.Errorf("no log of the lost connection: %s", run.stderr.String())
+	}
+}
+
+func TestMQTTBadInput(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--source", "mqtt://127.0.0.1"}, 2, "no topic"},
+		{[]string{"--source", "mqtt:///t"}, 2, "no broker host"},
+		{[]string{"--source", "mqtt://bob:secret@127.0.0.1/t"}, 2, "bob:****@"},
+		{[]string{"--source", "mqtt://127.0.0.1:x/t"}, 2, "not a port"},
+		{[]string{"--source", "mqtt://127.0.0.1/t", "--overflow", "drop-newest"}, 2, "would lose messages"},
+		{[]string{"--source", "mqtt://127.0.0.1:1/t", "--connect-timeout", "1s"}, 1, "not reachable within 1s"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stderr, _ := sendTo(t, nil, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.want)
+			}
+			if strings.Contains(stderr, "secret") {
+				t.Errorf("the password shows in the output: %q", stderr)
+			}
+		})
+	}
+	t.Run("refused password", func(t *testing.T) {
+		passwd := requireTool(t, "mosquitto_passwd", "mosquitto")
+		pwfile := filepath.Join(t.TempDir(), "passwd")
+		if out, err := exec.Command(passwd, "-b", "-c", pwfile, "bob", "right").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v %s", err, out)
+		}
+		os.Chmod(pwfile, 0o644)
+		b := startBroker(t, "allow_anonymous false\npassword_file "+pwfile)
+		f := newFake(t, devicetest.Options{})
+		src := fmt.Sprintf("mqtt://bob@127.0.0.1:%d/t", b.port)
+		code, _, stderr := framesend(t, []string{"FRAMESEND_MQTT_PASSWORD=wrong"}, "send", "--port", f.Path(), "--source", src, "--connect-timeout", "5s")
+		if code != 1 || !strings.Contains(stderr, "refused the connection") {
+			t.Errorf("wrong password: exit %d, %q", code, stderr)
+		}
+		pw := filepath.Join(t.TempDir(), "pw")
+		os.WriteFile(pw, []byte("right\n"), 0o600)
+		run := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-password-file", pw, "--connect-timeout", "5s")
+		run.cmd.Process.Signal(syscall.SIGINT)
+		if code := run.wait(t, 10*time.Second); code != 0 {
+			t.Errorf("right password from a file: exit %d: %s", code, run.stderr.String())
+		}
+	})
+}
+
+// Messages framesend has received but not yet written are not acknowledged:
+// killed while it paces them out slowly, it gets them again on restart.
+func TestMQTTAcknowledgesOnlyWrittenMessages(t *testing.T) {
+	b := startBroker(t, "")
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	args := []string{"--port", f.Path(), "--source", b.url("lab/slow"), "--client-id", "slow"}
+	first := sendLogged(t, subscribed, append(args, "--rate", "20")...)
+	publish(t, b.client("pub"), "lab/slow", 0, 100)
+	time.Sleep(time.Second) // about 20 written, the rest received or queued
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 5*time.Second)
+	second := sendLogged(t, subscribed, args...)
+	time.Sleep(time.Second)
+	second.cmd.Process.Signal(syscall.SIGINT)
+	second.wait(t, 10*time.Second)
+	close(stop)
+	ks := frames(t, <-got)
+	seen := map[int]bool{}
+	for _, k := range ks {
+		seen[k] = true
+	}
+	if len(seen) != 100 {
+		t.Fatalf("far end saw %d of the 100 messages: unwritten ones were acknowledged and lost", len(seen))
+	}
+	t.Logf("%d frames for 100 messages", len(ks))
+}

@@ -1,0 +1,186 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// MQTTConfig is where an MQTT source connects and what it subscribes to.
+type MQTTConfig struct {
+	Broker   string // tcp://host:port or ssl://host:port
+	Topic    string // may hold the wildcards + and #
+	ClientID string // stable across restarts: the broker keeps the session under it
+	Username string
+	Password string
+	TLS      *tls.Config // for ssl://
+	// ConnectTimeout bounds the wait for the broker at start; 0 waits for
+	// ever, retrying with backoff.
+	ConnectTimeout time.Duration
+	// StatusTopic gets the retained status; its last will is {"state":"offline"}.
+	StatusTopic string
+}
+
+// ErrMQTTRefused is the broker refusing the connection: bad credentials or
+// not authorised. Retrying does not help.
+var ErrMQTTRefused = errors.New("the broker refused the connection")
+
+// MQTT is a datagram source: each message on the subscribed topic is one
+// datagram. It delivers at least once into the port: a message is
+// acknowledged to the broker (PUBACK) only once the sender has written all
+// of its frames, and the session is persistent (clean session off), so
+// messages not yet acknowledged, and those published while framesend was
+// away, come again when it connects. A message can therefore arrive twice.
+type MQTT struct {
+	cfg     MQTTConfig
+	client  mqtt.Client
+	msgs    chan mqtt.Message
+	pending mqtt.Message // did not fit the last block; Fill only
+	log     *slog.Logger
+}
+
+// DialMQTT connects to the broker and subscribes, retrying with backoff while
+// the broker cannot be reached, until cfg.ConnectTimeout or ctx is done. It
+// fails at once if the broker refuses the credentials. Once connected the
+// client reconnects by itself, with backoff, when the connection drops, and
+// resubscribes.
+func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &MQTT{cfg: cfg, log: log, msgs: make(chan mqtt.Message, 1024)}
+	opts := mqtt.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID(cfg.ClientID).
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetTLSConfig(cfg.TLS)
+	if cfg.Username != "" {
+		opts.SetUsername(cfg.Username).SetPassword(cfg.Password)
+	}
+	if cfg.StatusTopic != "" {
+		opts.SetBinaryWill(cfg.StatusTopic, []byte(`{"state":"offline"}`), 1, true)
+	}
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		// Subscribing again after a reconnect is harmless, and needed if
+		// the broker lost the session.
+		c.Subscribe(cfg.Topic, 1, m.receive)
+		log.Info("mqtt: connected and subscribed", "broker", cfg.Broker, "topic", cfg.Topic, "client_id", cfg.ClientID)
+	})
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		log.Warn("mqtt: connection lost; reconnecting", "broker", cfg.Broker, "error", err.Error())
+	})
+	m.client = mqtt.NewClient(opts)
+
+	var deadline time.Time
+	if cfg.ConnectTimeout > 0 {
+		deadline = time.Now().Add(cfg.ConnectTimeout)
+	}
+	backoff := 500 * time.Millisecond
+	for {
+		tok := m.client.Connect()
+		tok.Wait()
+		err := tok.Error()
+		if err == nil {
+			return m, nil
+		}
+		if ct, ok := tok.(*mqtt.ConnectToken); ok {
+			switch ct.ReturnCode() {
+			case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:
+				return nil, fmt.Errorf("mqtt %s: %w: %v", cfg.Broker, ErrMQTTRefused, err)
+			}
+		}
+		if !deadline.IsZero() && time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("mqtt %s: not reachable within %v (--connect-timeout): %v", cfg.Broker, cfg.ConnectTimeout, err)
+		}
+		log.Warn("mqtt: broker not reachable; retrying", "broker", cfg.Broker, "in", backoff.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// receive is paho's handler. Messages are in order; it blocks only if the
+// queue is full, and the broker sends no more than its in-flight limit of
+// unacknowledged messages anyway.
+func (m *MQTT) receive(_ mqtt.Client, msg mqtt.Message) {
+	m.msgs <- msg
+}
+
+// BlockSize makes room for a large message.
+func (m *MQTT) BlockSize() int { return MaxDatagram }
+
+// Fill waits for the next message and adds it to b with its
+// acknowledgement, then whatever else has arrived and fits, without
+// waiting. A message too large for a block is logged, acknowledged (or the
+// broker would send it for ever) and dropped.
+func (m *MQTT) Fill(ctx context.Context, b *Block) error {
+	for b.Len() == 0 {
+		msg := m.pending
+		m.pending = nil
+		if msg == nil {
+			select {
+			case msg = <-m.msgs:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !m.add(b, msg) {
+			m.log.Warn("mqtt: message too large for a queue block; dropped", "topic", msg.Topic(), "bytes", len(msg.Payload()))
+			msg.Ack()
+		}
+	}
+	for b.Room() > 0 {
+		select {
+		case msg := <-m.msgs:
+			if len(msg.Payload()) > b.Room() {
+				m.pending = msg
+				return nil
+			}
+			m.add(b, msg)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// add puts msg in b if it fits.
+func (m *MQTT) add(b *Block, msg mqtt.Message) bool {
+	p := msg.Payload()
+	if len(p) > len(b.DatagramSpare()) {
+		return false
+	}
+	b.CommitDatagramAck(copy(b.DatagramSpare(), p), msg.Ack)
+	return true
+}
+
+// PublishStatus publishes payload, retained, to the status topic.
+func (m *MQTT) PublishStatus(payload []byte) {
+	if m.cfg.StatusTopic == "" {
+		return
+	}
+	m.client.Publish(m.cfg.StatusTopic, 1, true, payload)
+}
+
+// Close publishes the final status, if any, and disconnects.
+func (m *MQTT) Close(final []byte) {
+	if m.cfg.StatusTopic != "" && final != nil {
+		m.client.Publish(m.cfg.StatusTopic, 1, true, final).WaitTimeout(2 * time.Second)
+	}
+	m.client.Disconnect(500)
+}
