@@ -95,6 +95,12 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 		if err == nil {
 			return m, nil
 		}
+		// A certificate the client does not trust will not change by
+		// waiting.
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("mqtt %s: %w", cfg.Broker, err)
+		}
 		if ct, ok := tok.(*mqtt.ConnectToken); ok {
 			switch ct.ReturnCode() {
 			case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:

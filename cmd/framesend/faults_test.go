@@ -404,3 +404,25 @@ func TestSoak(t *testing.T) {
 		}
 	}
 }
+
+func TestSecondSignalQuitsAtOnce(t *testing.T) {
+	f := newFake(t, devicetest.Options{}) // nobody reads: the stop has to wait
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "30s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Start()
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, 5*time.Second); code != 130 {
+		t.Errorf("exit %d after a second SIGINT, want 130: %s", code, stderr.String())
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v to quit after the second SIGINT", d)
+	}
+	if !strings.Contains(stderr.String(), "interrupted again") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}

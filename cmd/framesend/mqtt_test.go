@@ -3,8 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	be "encoding/binary"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -418,4 +425,82 @@ func TestMQTTAcknowledgesOnlyWrittenMessages(t *testing.T) {
 		t.Fatalf("far end saw %d of the 100 messages: unwritten ones were acknowledged and lost", len(seen))
 	}
 	t.Logf("%d frames for 100 messages", len(ks))
+}
+
+// tlsFiles writes a CA, and a server certificate for 127.0.0.1 that it
+// signed, as PEM files, and returns their paths.
+func tlsFiles(t *testing.T) (ca, cert, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "framesend test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	caCert, _ := x509.ParseCertificate(caDER)
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644)
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "EC PRIVATE KEY", keyDER)
+}
+
+func TestMQTTOverTLS(t *testing.T) {
+	ca, cert, key := tlsFiles(t)
+	b := startBroker(t, "")
+	// A second listener, with TLS, on its own port.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	tlsPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf, _ := os.ReadFile(b.conf)
+	conf = append(conf, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n", tlsPort, ca, cert, key)...)
+	os.WriteFile(b.conf, conf, 0o644)
+	b.stop()
+	b.start()
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "the TLS listener")
+	src := fmt.Sprintf("mqtts://127.0.0.1:%d/lab/tls", tlsPort)
+
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-ca", ca, "--client-id", "tls1", "--count", "20")
+	publish(t, b.client("pub"), "lab/tls", 0, 20)
+	if code := run.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
+	close(stop)
+	if ks := frames(t, <-got); len(ks) != 20 {
+		t.Errorf("far end got %d messages over TLS, want 20", len(ks))
+	}
+
+	// Without the CA the broker's certificate is not trusted: a clear
+	// error at once, not endless retries.
+	f2 := newFake(t, devicetest.Options{})
+	start := time.Now()
+	code, _, stderr := framesend(t, nil, "send", "--port", f2.Path(), "--source", src, "--client-id", "tls2")
+	if code != 1 || !strings.Contains(stderr, "certificate") {
+		t.Errorf("untrusted broker: exit %d, %q", code, stderr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v to give up on an untrusted certificate", d)
+	}
 }

@@ -128,13 +128,14 @@ func (p *PTY) Read(b []byte) (int, error) {
 		b = b[:p.pace(len(b))]
 	}
 	for {
+		began := time.Now()
 		n, err := p.master.Read(b)
 		if p.opts.Baud > 0 {
 			p.mu.Lock()
 			p.delivered += int64(n) // what the line really carried
-			if n < len(b) {
-				// The line ran dry: the idle time is gone, as on a real
-				// UART, not saved up for a later burst.
+			if time.Since(began) > time.Millisecond {
+				// The read waited for data: the line ran dry, and its idle
+				// time is gone, as on a real UART, not saved up for a burst.
 				bytesPerSec := float64(p.opts.Baud) / 10
 				p.start = time.Now().Add(-time.Duration(float64(p.delivered) / bytesPerSec * float64(time.Second)))
 			}
