@@ -17,12 +17,7 @@ import (
 
 func newFake(t *testing.T, opts devicetest.Options) *devicetest.PTY {
 	t.Helper()
-	f, err := devicetest.New(opts)
-	if err != nil {
-		t.Fatalf("pty fake: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return devicetest.Start(t, opts)
 }
 
 // readN reads n bytes from the fake's far end, or fails after a few seconds.

@@ -47,12 +47,7 @@ func counterBytes(n int) []byte {
 
 func newFake(t *testing.T, opts devicetest.Options) *devicetest.PTY {
 	t.Helper()
-	f, err := devicetest.New(opts)
-	if err != nil {
-		t.Fatalf("pty fake: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return devicetest.Start(t, opts)
 }
 
 // drain reads the fake's far end into a buffer until stop is closed and no

@@ -141,39 +141,73 @@ func frames(t *testing.T, data []byte) []int {
 	return ks
 }
 
-// sendLogged starts framesend send and waits for a log line matching re.
-func sendLogged(t *testing.T, re string, args ...string) *udpRun {
+// logged is a framesend process whose stderr a test reads as it comes.
+type logged struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	eof    chan struct{} // closed when all of stderr has been read
+}
+
+// wait waits for the process to exit and for the last of its stderr.
+func (r *logged) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	code := waitExit(t, r.cmd, limit)
+	<-r.eof
+	return code
+}
+
+// sendLogged starts framesend send with args, waits for a log line that
+// matches re, and returns the process and the match.
+func sendLogged(t *testing.T, re string, args ...string) (*logged, []string) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"send"}, args...)...)
-	pr, pw, _ := os.Pipe()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	r := &udpRun{cmd: cmd, stderr: &lockedBuffer{}, eof: make(chan struct{})}
-	seen := make(chan struct{}, 1)
+	r := &logged{cmd: cmd, stderr: &lockedBuffer{}, eof: make(chan struct{})}
+	matches := make(chan []string, 1)
 	rx := regexp.MustCompile(re)
 	go func() {
 		defer close(r.eof)
+		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			r.stderr.Write(append(sc.Bytes(), '\n'))
-			if rx.Match(sc.Bytes()) {
+			if m := rx.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case seen <- struct{}{}:
+				case matches <- m:
 				default:
 				}
 			}
 		}
 	}()
 	select {
-	case <-seen:
+	case m := <-matches:
+		return r, m
 	case <-time.After(15 * time.Second):
 		t.Fatalf("framesend never logged %q: %s", re, r.stderr.String())
 	}
-	return r
+	return nil, nil
+}
+
+// inOrder fails unless ks is 0, 1, …, n-1.
+func inOrder(t *testing.T, ks []int, n int) {
+	t.Helper()
+	if len(ks) != n {
+		t.Fatalf("far end got %d messages, want %d", len(ks), n)
+	}
+	for i, k := range ks {
+		if k != i {
+			t.Fatalf("message %d at position %d: out of order", k, i)
+		}
+	}
 }
 
 const subscribed = "connected and subscribed"
@@ -183,21 +217,13 @@ func TestMQTTTenThousandMessages(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/bench1"), "--client-id", "bench1", "--count", "10000")
+	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/bench1"), "--client-id", "bench1", "--count", "10000")
 	publish(t, b.client("pub"), "lab/bench1", 0, 10000)
 	if code := run.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, run.stderr.String())
 	}
 	close(stop)
-	ks := frames(t, <-got)
-	if len(ks) != 10000 {
-		t.Fatalf("far end got %d messages, want 10000", len(ks))
-	}
-	for i, k := range ks {
-		if k != i {
-			t.Fatalf("message %d at position %d: out of order", k, i)
-		}
-	}
+	inOrder(t, frames(t, <-got), 10000)
 }
 
 func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
@@ -223,7 +249,7 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 		return len(data) / 7
 	}
 	args := []string{"--port", f.Path(), "--source", b.url("lab/pi7"), "--client-id", "pi7"}
-	first := sendLogged(t, subscribed, args...)
+	first, _ := sendLogged(t, subscribed, args...)
 	pub := b.client("pub")
 	const total = 3000
 	done := make(chan struct{})
@@ -238,7 +264,7 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.wait(t, 5*time.Second)
 	time.Sleep(300 * time.Millisecond) // published meanwhile: queued by the broker
-	second := sendLogged(t, subscribed, args...)
+	second, _ := sendLogged(t, subscribed, args...)
 	<-done
 	seenAll := func() bool {
 		mu.Lock()
@@ -280,7 +306,7 @@ func TestMQTTTwoDevicesAndStatus(t *testing.T) {
 	}
 	type dev struct {
 		f   *devicetest.PTY
-		run *udpRun
+		run *logged
 		got <-chan []byte
 	}
 	stop := make(chan struct{})
@@ -288,7 +314,7 @@ func TestMQTTTwoDevicesAndStatus(t *testing.T) {
 	for _, id := range []string{"d1", "d2"} {
 		f := newFake(t, devicetest.Options{})
 		devs[id] = &dev{f: f, got: drain(f, stop, 300*time.Millisecond),
-			run: sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("fleet/"+id), "--client-id", id, "--stats-interval", "200ms")}
+			run: mustLog(t, subscribed, "--port", f.Path(), "--source", b.url("fleet/"+id), "--client-id", id, "--stats-interval", "200ms")}
 	}
 	pub := b.client("pub")
 	publish(t, pub, "fleet/d1", 0, 50)
@@ -324,7 +350,7 @@ func TestMQTTBrokerRestart(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200")
+	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200")
 	publish(t, b.client("pub1"), "lab/r", 0, 100)
 	time.Sleep(300 * time.Millisecond)
 	b.stop()
@@ -336,15 +362,7 @@ func TestMQTTBrokerRestart(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, run.stderr.String())
 	}
 	close(stop)
-	ks := frames(t, <-got)
-	if len(ks) != 200 {
-		t.Fatalf("far end got %d messages, want 200", len(ks))
-	}
-	for i, k := range ks {
-		if k != i {
-			t.Fatalf("message %d at position %d", k, i)
-		}
-	}
+	inOrder(t, frames(t, <-got), 200)
 	if !strings.Contains(run.stderr.String(), "connection lost") {
 		t.Errorf("no log of the lost connection: %s", run.stderr.String())
 	}
@@ -390,7 +408,7 @@ func TestMQTTBadInput(t *testing.T) {
 		}
 		pw := filepath.Join(t.TempDir(), "pw")
 		os.WriteFile(pw, []byte("right\n"), 0o600)
-		run := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-password-file", pw, "--connect-timeout", "5s")
+		run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-password-file", pw, "--connect-timeout", "5s")
 		run.cmd.Process.Signal(syscall.SIGINT)
 		if code := run.wait(t, 10*time.Second); code != 0 {
 			t.Errorf("right password from a file: exit %d: %s", code, run.stderr.String())
@@ -406,12 +424,12 @@ func TestMQTTAcknowledgesOnlyWrittenMessages(t *testing.T) {
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
 	args := []string{"--port", f.Path(), "--source", b.url("lab/slow"), "--client-id", "slow"}
-	first := sendLogged(t, subscribed, append(args, "--rate", "20")...)
+	first, _ := sendLogged(t, subscribed, append(args, "--rate", "20")...)
 	publish(t, b.client("pub"), "lab/slow", 0, 100)
 	time.Sleep(time.Second) // about 20 written, the rest received or queued
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.wait(t, 5*time.Second)
-	second := sendLogged(t, subscribed, args...)
+	second, _ := sendLogged(t, subscribed, args...)
 	time.Sleep(time.Second)
 	second.cmd.Process.Signal(syscall.SIGINT)
 	second.wait(t, 10*time.Second)
@@ -482,7 +500,7 @@ func TestMQTTOverTLS(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	run := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-ca", ca, "--client-id", "tls1", "--count", "20")
+	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", src, "--mqtt-ca", ca, "--client-id", "tls1", "--count", "20")
 	publish(t, b.client("pub"), "lab/tls", 0, 20)
 	if code := run.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, run.stderr.String())
@@ -503,4 +521,11 @@ func TestMQTTOverTLS(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v to give up on an untrusted certificate", d)
 	}
+}
+
+// mustLog is sendLogged for where only the process is wanted.
+func mustLog(t *testing.T, re string, args ...string) *logged {
+	t.Helper()
+	r, _ := sendLogged(t, re, args...)
+	return r
 }

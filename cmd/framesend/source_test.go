@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,61 +215,16 @@ func TestSourceBadInput(t *testing.T) {
 	})
 }
 
-// udpRun is a framesend send process with a UDP source.
-type udpRun struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	eof    chan struct{} // closed when all of stderr has been read
-}
-
-// wait waits for the process to exit and for the last of its stderr.
-func (r *udpRun) wait(t *testing.T, limit time.Duration) int {
-	t.Helper()
-	code := waitExit(t, r.cmd, limit)
-	<-r.eof
-	return code
-}
-
 // udpSend starts framesend with a UDP source on a free loopback port and
 // returns it with the address it listens on.
-func udpSend(t *testing.T, port string, args ...string) (*udpRun, *net.UDPAddr) {
+func udpSend(t *testing.T, port string, args ...string) (*logged, *net.UDPAddr) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"send", "--port", port, "--source", "udp:127.0.0.1:0"}, args...)...)
-	pr, pw, err := os.Pipe()
+	run, m := sendLogged(t, `listening for datagrams"? addr=(\S+)`, append([]string{"--port", port, "--source", "udp:127.0.0.1:0"}, args...)...)
+	ua, err := net.ResolveUDPAddr("udp", m[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	r := &udpRun{cmd: cmd, stderr: &lockedBuffer{}, eof: make(chan struct{})}
-	addrs := make(chan string, 1)
-	go func() {
-		defer close(r.eof)
-		defer pr.Close()
-		re := regexp.MustCompile(`listening for datagrams"? addr=(\S+)`)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			r.stderr.Write(append(sc.Bytes(), '\n'))
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addrs:
-		ua, err := net.ResolveUDPAddr("udp", a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r, ua
-	case <-time.After(10 * time.Second):
-		t.Fatalf("framesend did not say where it listens: %s", r.stderr.String())
-	}
-	return nil, nil
+	return run, ua
 }
 
 func TestUDPSourceTenThousandDatagrams(t *testing.T) {

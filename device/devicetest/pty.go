@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -115,6 +116,18 @@ func makeRaw(fd int) error {
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+// Start is New for tests: it fails t if the fake cannot be made, and
+// closes the fake when t ends.
+func Start(t testing.TB, opts Options) *PTY {
+	t.Helper()
+	p, err := New(opts)
+	if err != nil {
+		t.Fatalf("pty fake: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // Path returns the device side's path, /dev/pts/N, to open as a serial port.
