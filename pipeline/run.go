@@ -102,7 +102,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	if serr != nil {
 		return st, serr
 	}
-	if perr != nil && !errors.Is(perr, context.Canceled) {
+	// The packager's context errors are stops, not failures.
+	if perr != nil && !errors.Is(perr, context.Canceled) && !errors.Is(perr, context.DeadlineExceeded) {
 		return st, perr
 	}
 	return st, nil

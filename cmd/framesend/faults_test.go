@@ -127,7 +127,8 @@ func TestReconnectTimeoutAndStop(t *testing.T) {
 		if code := waitExit(t, cmd, 5*time.Second); code != 0 {
 			t.Fatalf("exit %d, want 0 (a stop): %s", code, stderr.String())
 		}
-		if d := time.Since(start); d > time.Second {
+		// It polls every 100 ms; the margin is for a busy machine.
+		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("took %v to stop while waiting for the device, want promptly", d)
 		}
 		if !strings.Contains(stderr.String(), "frames unsent") {
