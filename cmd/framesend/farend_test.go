@@ -12,14 +12,6 @@ import (
 	"github.com/framesend/framesend/device/devicetest"
 )
 
-// runIn runs framesend in-process with args and returns the exit code,
-// stdout and stderr.
-func runIn(ctx context.Context, args ...string) (int, string, string) {
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, append([]string{"framesend"}, args...), strings.NewReader(""), &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
-}
-
 func TestListenVerifiesCounter(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	f.Write(counterBytes(7 * 500))

@@ -66,12 +66,7 @@ func TestReconnectAfterUnplug(t *testing.T) {
 	f1 := newFake(t, devicetest.Options{})
 	os.Symlink(f1.Path(), link)
 	const count = 60000
-	cmd := exec.Command(binary, "send", "--port", link, "--count", strconv.Itoa(count), "--rate", "30000", "--reconnect")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := start(t, "send", "--port", link, "--count", strconv.Itoa(count), "--rate", "30000", "--reconnect")
 	first := readUntil(t, f1, 70000)
 	f1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	rest := make([]byte, 64<<10)
@@ -100,10 +95,7 @@ func TestReconnectAfterUnplug(t *testing.T) {
 func TestReconnectTimeoutAndStop(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
-		cmd := exec.Command(binary, "send", "--port", f.Path(), "--reconnect", "--reconnect-timeout", "500ms")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		cmd.Start()
+		cmd, stderr := start(t, "send", "--port", f.Path(), "--reconnect", "--reconnect-timeout", "500ms")
 		readUntil(t, f, 7000)
 		f.Unplug()
 		if code := waitExit(t, cmd, 10*time.Second); code != 1 {
@@ -115,10 +107,7 @@ func TestReconnectTimeoutAndStop(t *testing.T) {
 	})
 	t.Run("SIGINT while waiting", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
-		cmd := exec.Command(binary, "send", "--port", f.Path(), "--reconnect")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		cmd.Start()
+		cmd, stderr := start(t, "send", "--port", f.Path(), "--reconnect")
 		readUntil(t, f, 7000)
 		f.Unplug()
 		time.Sleep(300 * time.Millisecond)
@@ -186,10 +175,7 @@ func TestReconnectThroughRestartedSocat(t *testing.T) {
 	s1 := startPair()
 	firstC := readB(0, nil)
 	const count = 100000
-	send := exec.Command(binary, "send", "--port", a, "--count", strconv.Itoa(count), "--rate", "40000", "--reconnect")
-	var stderr bytes.Buffer
-	send.Stderr = &stderr
-	send.Start()
+	send, stderr := start(t, "send", "--port", a, "--count", strconv.Itoa(count), "--rate", "40000", "--reconnect")
 	time.Sleep(700 * time.Millisecond)
 	s1.Process.Signal(syscall.SIGTERM)
 	s1.Wait()
@@ -302,10 +288,7 @@ func TestStalledDevice(t *testing.T) {
 	})
 	t.Run("SIGINT during a stall", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
-		cmd := exec.Command(binary, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "1s")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		cmd.Start()
+		cmd, stderr := start(t, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "1s")
 		time.Sleep(500 * time.Millisecond) // the pty buffer is full by now
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
@@ -320,10 +303,7 @@ func TestStalledDevice(t *testing.T) {
 	t.Run("a short stall loses nothing", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
 		const count = 30000
-		cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", strconv.Itoa(count), "--write-timeout", "5s")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		cmd.Start()
+		cmd, stderr := start(t, "send", "--port", f.Path(), "--count", strconv.Itoa(count), "--write-timeout", "5s")
 		first := readUntil(t, f, 7000)
 		time.Sleep(2 * time.Second) // the device stops reading for 2 s
 		stop := make(chan struct{})
@@ -408,10 +388,7 @@ func TestSoak(t *testing.T) {
 
 func TestSecondSignalQuitsAtOnce(t *testing.T) {
 	f := newFake(t, devicetest.Options{}) // nobody reads: the stop has to wait
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "30s")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Start()
+	cmd, stderr := start(t, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "30s")
 	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(300 * time.Millisecond)

@@ -83,6 +83,28 @@ func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan 
 	return out
 }
 
+// runIn runs framesend in-process with args and returns the exit code,
+// stdout and stderr.
+func runIn(ctx context.Context, args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, append([]string{"framesend"}, args...), strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// start starts the binary with args, its stderr kept in a buffer to read
+// once it has exited. The process is killed when the test ends.
+func start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, &stderr
+}
+
 // framesend runs the binary with args and returns its exit code and stderr.
 func framesend(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
@@ -148,12 +170,7 @@ func TestSendStopsCleanlyOnSignal(t *testing.T) {
 			f := newFake(t, devicetest.Options{})
 			stop := make(chan struct{})
 			got := drain(f, stop, 300*time.Millisecond)
-			cmd := exec.Command(binary, "send", "--port", f.Path(), "--rate", "5000", "--batch", "3")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, stderr := start(t, "send", "--port", f.Path(), "--rate", "5000", "--batch", "3")
 			time.Sleep(500 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
@@ -177,12 +194,7 @@ func TestSendStopsCleanlyOnSignal(t *testing.T) {
 
 func TestSendReportsUnplug(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
-	cmd := exec.Command(binary, "send", "--port", f.Path())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := start(t, "send", "--port", f.Path())
 	buf := make([]byte, 7000)
 	f.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(f, buf); err != nil {
@@ -280,12 +292,10 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), append([]string{"framesend"}, c.args...), strings.NewReader(""), &stdout, &stderr)
+			code, _, msg := runIn(context.Background(), c.args...)
 			if code != c.code {
-				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, stderr.String())
+				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, msg)
 			}
-			msg := stderr.String()
 			if lines := strings.Count(strings.TrimSpace(msg), "\n") + 1; lines != 1 {
 				t.Errorf("stderr has %d lines, want one: %q", lines, msg)
 			}
@@ -299,25 +309,27 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"send", "--help"}, {"listen", "--help"}, {"demo", "--help"}, {"--version"}} {
-		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), append([]string{"framesend"}, args...), strings.NewReader(""), &stdout, &stderr)
-		if code != 0 || stdout.Len() == 0 {
-			t.Errorf("framesend %v: exit %d, %d bytes of output", args, code, stdout.Len())
+	commands := []string{"send", "listen", "loopback", "ports", "doctor", "demo", "completion"}
+	all := [][]string{{"--help"}, {"--version"}}
+	for _, c := range commands {
+		all = append(all, []string{c, "--help"})
+	}
+	for _, args := range all {
+		code, stdout, _ := runIn(context.Background(), args...)
+		if code != 0 || len(stdout) == 0 {
+			t.Errorf("framesend %v: exit %d, %d bytes of output", args, code, len(stdout))
 		}
-		if args[0] != "--version" && args[0] != "--help" && !strings.Contains(stdout.String(), "Examples:") {
+		if args[0] != "--version" && args[0] != "--help" && !strings.Contains(stdout, "Examples:") {
 			t.Errorf("framesend %v: help has no examples", args)
 		}
 	}
 }
 
 func TestDemo(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"framesend", "demo", "--rate", "500", "--count", "40"}, strings.NewReader(""), &stdout, &stderr)
+	code, out, stderr := runIn(context.Background(), "demo", "--rate", "500", "--count", "40")
 	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	out := stdout.String()
 	if n := strings.Count(out, "  #"); n != 40 {
 		t.Errorf("demo printed %d frames, want 40:\n%s", n, out)
 	}

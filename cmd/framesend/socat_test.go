@@ -111,18 +111,6 @@ func waitOpen(t *testing.T, pid int, path string) {
 	}, fmt.Sprintf("PID %d to open %s", pid, path))
 }
 
-func startListen(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
-	t.Helper()
-	cmd := exec.Command(binary, append([]string{"listen"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return cmd, &stderr
-}
-
 func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	t.Helper()
 	done := make(chan error, 1)
@@ -143,7 +131,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 
 func TestSocatMillionFrames(t *testing.T) {
 	a, b, _ := startSocatPair(t)
-	listen, lerr := startListen(t, "--port", b, "--expect", "counter", "--count", "1000000", "--timeout", "20s", "--quiet")
+	listen, lerr := start(t, "listen", "--port", b, "--expect", "counter", "--count", "1000000", "--timeout", "20s", "--quiet")
 	waitOpen(t, listen.Process.Pid, b)
 	code, _, serr := framesend(t, nil, "send", "--port", a, "--count", "1000000")
 	if code != 0 {
@@ -163,7 +151,7 @@ func TestSocatMillionFrames(t *testing.T) {
 
 func TestSocatCorruptStreamFailsListen(t *testing.T) {
 	a, b, _ := startSocatPair(t)
-	listen, lerr := startListen(t, "--port", b, "--expect", "counter", "--count", "1000", "--timeout", "2s", "--quiet")
+	listen, lerr := start(t, "listen", "--port", b, "--expect", "counter", "--count", "1000", "--timeout", "2s", "--quiet")
 	waitOpen(t, listen.Process.Pid, b)
 	stream := counterBytes(7 * 1000)
 	stream[7*123+4] = 0xaa
@@ -220,12 +208,7 @@ func TestSocatKilledMidStream(t *testing.T) {
 			}
 		}
 	}()
-	send := exec.Command(binary, "send", "--port", a)
-	var stderr bytes.Buffer
-	send.Stderr = &stderr
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
+	send, stderr := start(t, "send", "--port", a)
 	select {
 	case <-read:
 	case <-time.After(10 * time.Second):
