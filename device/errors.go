@@ -62,11 +62,7 @@ func classify(op, path string, err error) error {
 	if errors.As(err, &already) {
 		return err
 	}
-	class := classOf(op, err)
-	cause := err
-	// go.bug.st/serial's PortError has no Unwrap; keep its message as the
-	// cause but let the errno underneath stay visible where there is one.
-	return &Error{Op: op, Path: path, Class: class, Err: cause}
+	return &Error{Op: op, Path: path, Class: classOf(op, err), Err: err}
 }
 
 func classOf(op string, err error) error {

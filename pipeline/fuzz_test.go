@@ -31,6 +31,9 @@ func FuzzParseHexLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		got, tok, col := pipeline.ParseHexLine(nil, line)
+		if tok == "" && col != 0 {
+			t.Fatalf("%q: no bad token, yet a column (%d): the parse stopped early", line, col)
+		}
 		if tok != "" {
 			if col < 1 || col > len(line) || !bytes.HasPrefix(line[col-1:], []byte(tok)) {
 				t.Fatalf("bad token %q at column %d is not in %q", tok, col, line)

@@ -31,7 +31,7 @@ func ParseHexLine(dst, line []byte) ([]byte, string, int) {
 		if c == '#' {
 			break
 		}
-		if c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' {
+		if isSpace(c) {
 			i++
 			continue
 		}
