@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ func mqttConfig(c *cli.Context, spec, port string) (pipeline.MQTTConfig, error) 
 	if host == "" || strings.ContainsAny(host, " /") {
 		return cfg, usagef("--source %s: %q is not a broker host", spec, hostPart)
 	}
-	if n, err := fmt.Sscanf(p, "%d", new(int)); n != 1 || err != nil {
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 		return cfg, usagef("--source %s: %q is not a port", spec, p)
 	}
 	cfg.Broker = "tcp://" + net.JoinHostPort(host, p)

@@ -378,6 +378,8 @@ func TestMQTTBadInput(t *testing.T) {
 		{[]string{"--source", "mqtt:///t"}, 2, "no broker host"},
 		{[]string{"--source", "mqtt://bob:secret@127.0.0.1/t"}, 2, "bob:****@"},
 		{[]string{"--source", "mqtt://127.0.0.1:x/t"}, 2, "not a port"},
+		{[]string{"--source", "mqtt://127.0.0.1:1883x/t"}, 2, "not a port"},
+		{[]string{"--source", "mqtt://127.0.0.1:70000/t"}, 2, "not a port"},
 		{[]string{"--source", "mqtt://127.0.0.1/t", "--overflow", "drop-newest"}, 2, "would lose messages"},
 		{[]string{"--source", "mqtt://127.0.0.1:1/t", "--connect-timeout", "1s"}, 1, "not reachable within 1s"},
 	}
