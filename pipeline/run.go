@@ -64,7 +64,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	// One block per queue slot, one being filled, one being written: the
 	// pool never needs more, so memory stays flat.
 	pool := make(chan *Block, cfg.Queue+2)
-	pk := &packager{cfg: cfg, out: queue, pool: pool, blockSize: blockSize}
+	senderDone := make(chan struct{})
+	pk := &packager{cfg: cfg, out: queue, pool: pool, blockSize: blockSize, senderDone: senderDone}
 	sd := newSender(w, cfg, pool, blockSize)
 
 	// The packager stops on the caller's stop and also when the sender is
@@ -76,6 +77,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	wg.Go(func() { perr = pk.run(pctx) })
 	wg.Go(func() {
 		serr = sd.run(ctx, queue)
+		close(senderDone)
 		stopPackager()
 	})
 	wg.Wait()
@@ -87,7 +89,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	if r, ok := cfg.Source.(Refuser); ok {
 		st.Refused = r.Refused()
 	}
-	// Whatever the sender left on the queue was never written.
+	// Whatever the sender left on the queue, and a block the packager
+	// still held when the sender ended, was never written.
+	if pk.held != nil {
+		st.Unsent += int64(len(pk.held.data) / cfg.FrameSize)
+		st.Cut += int64(len(pk.held.data) % cfg.FrameSize)
+	}
 	for b := range queue {
 		st.Unsent += int64(len(b.data) / cfg.FrameSize)
 		st.Cut += int64(len(b.data) % cfg.FrameSize)
@@ -115,8 +122,11 @@ type packager struct {
 	out       chan *Block
 	pool      chan *Block
 	blockSize int
+	// senderDone is closed when the sender has exited.
+	senderDone <-chan struct{}
 
 	// Written by the packager goroutine, read after it exits.
+	held      *Block // read from the source, never queued: the sender ended first
 	datagrams int64
 	dropped   int64
 	high      int
@@ -214,7 +224,13 @@ func (p *packager) send(ctx context.Context, b *Block) error {
 		select {
 		case p.out <- b:
 		case <-ctx.Done():
-			p.put(b)
+			// The block's bytes are read from the source: queue them while
+			// the sender still drains, else keep them to be counted.
+			select {
+			case p.out <- b:
+			case <-p.senderDone:
+				p.held = b
+			}
 			return ctx.Err()
 		}
 	}

@@ -599,3 +599,74 @@ func TestAcksFireOnlyOnceWritten(t *testing.T) {
 		}
 	}
 }
+
+// countingSource is a stream source that fills every block and counts the
+// bytes it handed over.
+type countingSource struct{ n int64 }
+
+func (c *countingSource) Fill(ctx context.Context, b *pipeline.Block) error {
+	s := b.Spare()
+	for i := range s {
+		s[i] = byte(c.n + int64(i))
+	}
+	b.Commit(len(s))
+	c.n += int64(len(s))
+	return nil
+}
+
+// TestStopWithAFullQueueCountsEveryByte stops a run while the packager waits
+// on a full queue with a block in hand: that block's bytes were read from the
+// source and must be written or counted, never lost.
+func TestStopWithAFullQueueCountsEveryByte(t *testing.T) {
+	for _, drain := range []time.Duration{0, 50 * time.Millisecond, time.Hour} {
+		t.Run(fmt.Sprint("drain ", drain), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				w := &slowWriter{delay: 10 * time.Millisecond}
+				src := &countingSource{}
+				cfg := config(7, 0)
+				cfg.Source = src
+				cfg.Rate = 1000 // small blocks, 10 ms of frames each
+				cfg.Queue = 2
+				cfg.DrainTimeout = drain
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					cancel()
+				}()
+				st, err := pipeline.Run(ctx, w, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if accounted := st.Bytes + st.Unsent*7 + st.Cut; accounted != src.n {
+					t.Errorf("source gave %d bytes; written %d + unsent %d frames + cut %d = %d",
+						src.n, st.Bytes, st.Unsent, st.Cut, accounted)
+				}
+			})
+		})
+	}
+	t.Run("datagrams", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			w := &slowWriter{delay: 10 * time.Millisecond}
+			cfg := config(4, 0)
+			cfg.Source = &burst{n: 1 << 30}
+			cfg.Align = pipeline.AlignDatagram
+			cfg.Queue = 2
+			cfg.Batch = 2
+			cfg.DrainTimeout = 0
+			go func() {
+				time.Sleep(500 * time.Millisecond)
+				cancel()
+			}()
+			st, err := pipeline.Run(ctx, w, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each datagram is two frames.
+			if st.Datagrams*2 != st.Frames+st.Unsent || st.Cut != 0 {
+				t.Errorf("datagrams %d (= %d frames), but frames %d + unsent %d, cut %d",
+					st.Datagrams, st.Datagrams*2, st.Frames, st.Unsent, st.Cut)
+			}
+		})
+	})
+}
