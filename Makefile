@@ -1,7 +1,8 @@
 # framesend's front door: `make` builds, `make run` shows it working on the
 # built-in pty fake, `make test` runs everything CI runs.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version is also the Debian package's: see packaging/version.sh.
+VERSION ?= $(shell sh packaging/version.sh 2>/dev/null || echo 0.0.0~unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/framesend
 
@@ -21,7 +22,7 @@ CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 FUZZTIME ?= 5s
 FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
 
-.PHONY: all build run test fuzz soak bench lint clean cross man install uninstall
+.PHONY: all build run test fuzz soak bench lint clean cross man install uninstall deb
 
 all: build
 
@@ -103,6 +104,15 @@ uninstall:
 		if command -v udevadm >/dev/null; then udevadm control --reload-rules || true; fi; \
 		if command -v systemctl >/dev/null; then systemctl daemon-reload || true; fi; \
 	fi
+
+# Debian packages for the PC and the Pi, built with dpkg-deb (see
+# packaging/deb/build.sh): dist/framesend_VERSION_{amd64,armhf,arm64}.deb.
+# armhf is GOARM=6, so it also runs on a Pi Zero and 1. DEBDIR=… writes them
+# elsewhere; DEB_ARCHES=amd64 builds one.
+DEBDIR     ?= dist
+DEB_ARCHES ?= amd64 armhf arm64
+deb:
+	@for a in $(DEB_ARCHES); do GO='$(GO)' sh packaging/deb/build.sh $$a '$(VERSION)' '$(DEBDIR)' || exit 1; done
 
 clean:
 	rm -rf bin dist bench-results.md
