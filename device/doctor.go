@@ -318,5 +318,5 @@ func (s System) checkRules(add func(string, Status, string, string)) {
 			return
 		}
 	}
-	add("udev rules", Warn, "framesend's udev rules are not installed: adapters get no /dev/framesend/ name and may not be in group dialout", "sudo make install (or copy udev/99-framesend.rules to /etc/udev/rules.d/)")
+	add("udev rules", Warn, "framesend's udev rules are not installed: adapters get no /dev/framesend/ name and may not be in group dialout", "install the framesend package (sudo apt install ./framesend_VERSION_ARCH.deb) or run sudo make install (or copy udev/99-framesend.rules to /etc/udev/rules.d/)")
 }
