@@ -1,5 +1,28 @@
-// Package device opens and configures serial ports for framesend through
-// go.bug.st/serial, and classifies what goes wrong with them.
+// Package device opens, configures and owns framesend's serial line, and
+// classifies what goes wrong with it.
+//
+// Two libraries share the work. go.bug.st/serial opens the port, puts it in
+// raw mode, sets the speed and character format (its table of standard
+// rates goes through TCSETS, which qemu-user emulates too) and serves Read
+// with a timeout. What it lacks is done through golang.org/x/sys/unix on a
+// descriptor of framesend's own, opened before go.bug.st/serial's (termios,
+// the modem lines and the driver's modes belong to the tty, not to one
+// descriptor, so settings made on either apply to both):
+//
+//   - the flock that keeps the port to one framesend, root included;
+//   - DTR and RTS at open, before the line is configured, and reset
+//     sequences (TIOCMBIS, TIOCMBIC, TIOCMSET);
+//   - flow control and HUPCL, then the read-back of every setting (TCGETS2,
+//     which gives the speed the driver really set, or TCGETS where qemu-user
+//     lacks it), compared with what was asked;
+//   - RS-485 (TIOCSRS485) and low latency (TIOCSSERIAL), whose structs x/sys
+//     does not declare, so they are declared here;
+//   - writes that honour deadlines: the descriptor is non-blocking under the
+//     runtime's poller (os.File), which go.bug.st/serial's blocking Write,
+//     uninterruptible even by Close, cannot give; drains that watch the
+//     output queue (TIOCOUTQ) against the same deadline instead of blocking
+//     in tcdrain; BREAKs (TIOCSBRK, TIOCCBRK) and idle gaps timed to the
+//     microsecond around each frame.
 //
 // Every error returned by this package names the port's path and wraps one of
 // the sentinel errors below, so callers can use errors.Is to choose a message
@@ -9,6 +32,7 @@ package device
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.bug.st/serial"
 )
@@ -44,6 +68,17 @@ type Config struct {
 	DataBits int    // 5 to 8
 	Parity   Parity // none, odd, even, mark or space
 	StopBits int    // 1 or 2
+
+	Flow       Flow  // none ("" too), rtscts or xonxoff
+	DTR, RTS   Level // set at open, before the line is configured
+	KeepLines  bool  // clear HUPCL: leave DTR and RTS as they are on close
+	RS485      RS485 // the kernel's RS-485 mode, if Enabled
+	LowLatency bool  // ASYNC_LOW_LATENCY, and an FTDI's latency timer at 1 ms
+
+	// Shaping of every frame (see Port.BeforeFrame and Port.AfterFrame).
+	FrameBreak     time.Duration // a BREAK this long before each frame
+	MarkAfterBreak time.Duration // then the line idle (mark) this long
+	Gap            time.Duration // the line idle at least this long after each frame
 }
 
 // DefaultConfig returns 115200 8N1, the setting most devices ship with.
@@ -66,7 +101,36 @@ func (c Config) Validate() error {
 	if _, ok := parities[c.Parity]; !ok {
 		return fmt.Errorf("parity %q is not supported: use none, odd, even, mark or space", string(c.Parity))
 	}
-	return nil
+	if _, err := ParseFlow(string(c.flow())); err != nil {
+		return err
+	}
+	switch {
+	case c.FrameBreak < 0:
+		return fmt.Errorf("frame-break %v is negative: use a duration such as 100us", c.FrameBreak)
+	case c.MarkAfterBreak < 0:
+		return fmt.Errorf("mark-after-break %v is negative: use a duration such as 12us", c.MarkAfterBreak)
+	case c.MarkAfterBreak > 0 && c.FrameBreak == 0:
+		return fmt.Errorf("mark-after-break needs --frame-break: the mark follows a break")
+	case c.Gap < 0:
+		return fmt.Errorf("gap %v is negative: use a duration such as 2ms, or character times such as 3.5c", c.Gap)
+	}
+	return c.RS485.validate()
+}
+
+// flow is c.Flow with the zero value meaning none.
+func (c Config) flow() Flow {
+	if c.Flow == "" {
+		return FlowNone
+	}
+	return c.Flow
+}
+
+// ByteTime is how long one character takes on the line at c's settings.
+func (c Config) ByteTime() time.Duration {
+	if c.Baud <= 0 {
+		return 0
+	}
+	return time.Duration(float64(c.BitsPerByte()) / float64(c.Baud) * float64(time.Second))
 }
 
 // ParseParity turns a user's word for a parity into a Parity.
@@ -82,7 +146,7 @@ func ParseParity(s string) (Parity, error) {
 // bit, the data bits, a parity bit if any, and the stop bits.
 func (c Config) BitsPerByte() int {
 	bits := 1 + c.DataBits + c.StopBits
-	if c.Parity != ParityNone {
+	if c.Parity != ParityNone && c.Parity != "" {
 		bits++
 	}
 	return bits

@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 
 	"go.bug.st/serial"
@@ -17,6 +18,12 @@ var (
 	ErrNotSerial  = errors.New("not a serial device")
 	ErrGone       = errors.New("device disappeared")
 	ErrClosed     = errors.New("port already closed")
+	// ErrSetting is a setting the driver did not take (the error also
+	// wraps a *SettingError saying what it set instead).
+	ErrSetting = errors.New("setting not taken by the driver")
+	// ErrStalled is a write or drain that the device did not let finish
+	// by the write deadline (it also wraps os.ErrDeadlineExceeded).
+	ErrStalled = errors.New("the device stopped accepting data")
 )
 
 // Error is a port failure: what was being done (Op), on which path, its
@@ -35,6 +42,14 @@ type Error struct {
 func (e *Error) Error() string {
 	if e.Class == ErrBusy && e.Holder != "" {
 		return fmt.Sprintf("port busy: %s is held by %s", e.Path, e.Holder)
+	}
+	if e.Class == ErrSetting || e.Class == ErrUnsupported {
+		// The cause is a whole sentence naming the port and the fix.
+		var u *unsupportedError
+		if errors.As(e.Err, &u) {
+			return fmt.Sprintf("%s %s: %s", e.Op, e.Path, u.msg)
+		}
+		return e.Err.Error()
 	}
 	if e.Err == nil || e.Err == e.Class {
 		return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Class)
@@ -66,6 +81,9 @@ func classify(op, path string, err error) error {
 }
 
 func classOf(op string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrStalled
+	}
 	var pe *serial.PortError
 	if errors.As(err, &pe) {
 		switch pe.Code() {

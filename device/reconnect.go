@@ -12,7 +12,9 @@ import (
 // Reconnecting is a port that outlives its device: when the device goes
 // away (a USB adapter unplugged, a socat pair restarted), Reconnect waits
 // for the same path to come back and opens it again with the same settings
-// and lock. A udev link such as /dev/serial/by-id/… disappears with the
+// and lock: every line setting of the Config (speed, format, flow control,
+// DTR and RTS, HUPCL, RS-485, low latency, the frame shaping) is applied and
+// read back again, as by Open. A udev link such as /dev/serial/by-id/… disappears with the
 // device and reappears with it, so waiting on the path finds the same
 // adapter even if the kernel gives it another ttyUSB number.
 type Reconnecting struct {
@@ -22,8 +24,8 @@ type Reconnecting struct {
 	timeout time.Duration // 0 waits for ever
 	poll    time.Duration
 	log     *slog.Logger
-	port    *Port
-	gone    atomic.Bool // the device went away and has not come back
+	cur     atomic.Pointer[Port] // replaced by Reconnect; read from any goroutine
+	gone    atomic.Bool          // the device went away and has not come back
 }
 
 // OpenReconnecting opens path as Open (or OpenShared, if lock is false) does
@@ -38,14 +40,16 @@ func OpenReconnecting(path string, c Config, lock bool, timeout time.Duration, l
 	if err != nil {
 		return nil, err
 	}
-	r.port = p
+	r.cur.Store(p)
 	return r, nil
 }
 
 func (r *Reconnecting) open() (*Port, error) { return open(r.path, r.config, r.lock) }
 
+func (r *Reconnecting) port() *Port { return r.cur.Load() }
+
 // Write writes to the current port; see Port.Write.
-func (r *Reconnecting) Write(b []byte) (int, error) { return r.port.Write(b) }
+func (r *Reconnecting) Write(b []byte) (int, error) { return r.port().Write(b) }
 
 // Drain drains the current port; see Port.Drain. While the device is gone
 // there is nothing left to drain.
@@ -53,15 +57,43 @@ func (r *Reconnecting) Drain() error {
 	if r.gone.Load() {
 		return nil
 	}
-	return r.port.Drain()
+	return r.port().Drain()
 }
+
+// DrainBy drains the current port; see Port.DrainBy.
+func (r *Reconnecting) DrainBy(deadline time.Time) error {
+	if r.gone.Load() {
+		return nil
+	}
+	return r.port().DrainBy(deadline)
+}
+
+// SetWriteDeadline bounds the current port's writes; see
+// Port.SetWriteDeadline. A port opened again by Reconnect starts without
+// one.
+func (r *Reconnecting) SetWriteDeadline(t time.Time) error {
+	return r.port().SetWriteDeadline(t)
+}
+
+// ShapeFrames, BeforeFrame and AfterFrame shape the current port's line
+// around each frame; see Port.ShapeFrames.
+func (r *Reconnecting) ShapeFrames() bool { return r.port().ShapeFrames() }
+
+// BeforeFrame: see Port.BeforeFrame.
+func (r *Reconnecting) BeforeFrame() error { return r.port().BeforeFrame() }
+
+// AfterFrame: see Port.AfterFrame.
+func (r *Reconnecting) AfterFrame() error { return r.port().AfterFrame() }
+
+// Port returns the port open now.
+func (r *Reconnecting) Port() *Port { return r.port() }
 
 // Gone reports whether the device is away; it is safe to call from any
 // goroutine.
 func (r *Reconnecting) Gone() bool { return r.gone.Load() }
 
 // Close closes the current port.
-func (r *Reconnecting) Close() error { return r.port.Close() }
+func (r *Reconnecting) Close() error { return r.port().Close() }
 
 // Reconnect handles a failed write: if err says the device went away, it
 // closes the port, waits for the path to come back, and reopens it. It
@@ -72,7 +104,7 @@ func (r *Reconnecting) Reconnect(ctx context.Context, err error) error {
 	if !errors.Is(err, ErrGone) {
 		return err
 	}
-	r.port.Close()
+	r.port().Close()
 	r.gone.Store(true)
 	went := time.Now()
 	r.log.Warn("device went away; waiting for it to come back", "port", r.path, "error", err.Error())
@@ -95,8 +127,11 @@ func (r *Reconnecting) Reconnect(ctx context.Context, err error) error {
 		}
 		p, oerr := r.open()
 		if oerr == nil {
-			r.port = p
+			r.cur.Store(p)
 			r.gone.Store(false)
+			for _, n := range p.Notes() {
+				r.log.Info(n)
+			}
 			r.log.Info("device is back", "port", r.path, "went", went.Format(time.RFC3339Nano), "outage", time.Since(went).Round(time.Millisecond).String())
 			return nil
 		}

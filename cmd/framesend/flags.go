@@ -24,22 +24,28 @@ const (
 
 // serialFlags are the settings of every command that opens a port.
 func serialFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "serial device `PATH`, such as /dev/ttyUSB0 or /dev/serial/by-id/…", EnvVars: env("port"), Category: catSerial},
 		&cli.IntFlag{Name: "baud", Aliases: []string{"b"}, Value: 115200, Usage: "line speed in bits per second", EnvVars: env("baud"), Category: catSerial},
 		&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "bits per character: 5, 6, 7 or 8", EnvVars: env("data-bits"), Category: catSerial},
 		&cli.StringFlag{Name: "parity", Value: "none", Usage: "none, odd, even, mark or space", EnvVars: env("parity"), Category: catSerial},
 		&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "1 or 2", EnvVars: env("stop-bits"), Category: catSerial},
 		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the port for this process alone (flock); other framesend processes may then open it", EnvVars: env("no-lock"), Category: catSerial},
-	}
+	}, lineFlags()...)
 }
 
 // openPort opens the port, locked unless --no-lock.
 func openPort(c *cli.Context, path string, cfg device.Config) (*device.Port, error) {
+	open := device.Open
 	if c.Bool("no-lock") {
-		return device.OpenShared(path, cfg)
+		open = device.OpenShared
 	}
-	return device.Open(path, cfg)
+	p, err := open(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	printNotes(c, p.Notes())
+	return p, nil
 }
 
 func logFlags() []cli.Flag {
@@ -85,6 +91,9 @@ func portConfig(c *cli.Context) (string, device.Config, error) {
 		return "", device.Config{}, usagef("--%v", err)
 	}
 	cfg := device.Config{Baud: c.Int("baud"), DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
+	if err := lineConfig(c, &cfg); err != nil {
+		return "", device.Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return "", device.Config{}, usagef("--%v", err)
 	}

@@ -181,7 +181,11 @@ func sendAction(c *cli.Context) error {
 		Close() error
 	}
 	if c.Bool("reconnect") {
-		port, err = device.OpenReconnecting(path, dcfg, !c.Bool("no-lock"), rtimeout, log)
+		var r *device.Reconnecting
+		if r, err = device.OpenReconnecting(path, dcfg, !c.Bool("no-lock"), rtimeout, log); err == nil {
+			printNotes(c, r.Port().Notes())
+			port = r
+		}
 	} else {
 		port, err = openPort(c, path, dcfg)
 	}
