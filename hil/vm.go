@@ -22,16 +22,17 @@ import (
 // stdout, seen through VM.Expect and VM.Send; every chardev named in Ptys
 // is a host pseudo-terminal the harness opens (raw) before the guest runs.
 type Machine struct {
-	Arch    string   // amd64 or arm64
-	Kernel  string   // -kernel: vmlinux (PVH) on amd64, vmlinuz on arm64
-	Initrd  string   // -initrd
-	Append  string   // the kernel command line
-	Memory  string   // -m; default 512M
-	Ptys    []string // chardev ids backed by host ptys
-	Devices []string // -device arguments, in order
+	Arch    string            // amd64 or arm64
+	Kernel  string            // -kernel: vmlinux (PVH) on amd64, vmlinuz on arm64
+	Initrd  string            // -initrd
+	Append  string            // the kernel command line
+	Memory  string            // -m; default 512M
+	Ptys    []string          // chardev ids backed by host ptys
+	Devices []string          // -device arguments, in order
 	FwCfg   map[string]string // opt/NAME -> host file, readable by the guest
-	Console string   // how the console chardev "con" attaches: "serial" (amd64 ttyS0) or "pci-serial"
-	Log     string   // where to keep the whole console log; "" for a temp file
+	Console string            // how the console chardev "con" attaches: "serial" (amd64 ttyS0) or "pci-serial"
+	Log     string            // where to keep the whole console log; "" for a temp file
+	Extra   []string          // more QEMU arguments, such as -serial chardev:ID
 }
 
 // VM is a running QEMU. Start returns it paused, with its ptys open; Cont
@@ -102,6 +103,7 @@ func Start(ctx context.Context, m Machine) (*VM, error) {
 	for _, d := range m.Devices {
 		args = append(args, "-device", d)
 	}
+	args = append(args, m.Extra...)
 	for name, file := range m.FwCfg {
 		args = append(args, "-fw_cfg", "name=opt/"+name+",file="+file)
 	}
@@ -343,12 +345,12 @@ func (v *VM) Close() {
 // qmp is a QEMU Machine Protocol connection: one command at a time;
 // events are kept for waitEvent.
 type qmp struct {
-	conn   net.Conn
-	mu     sync.Mutex
+	conn    net.Conn
+	mu      sync.Mutex
 	replies chan map[string]json.RawMessage
-	evmu   sync.Mutex
-	events []map[string]json.RawMessage
-	evch   chan struct{}
+	evmu    sync.Mutex
+	events  []map[string]json.RawMessage
+	evch    chan struct{}
 }
 
 func dialQMP(ctx context.Context, sock string, exited <-chan struct{}) (*qmp, error) {
