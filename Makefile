@@ -22,7 +22,7 @@ CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 FUZZTIME ?= 5s
 FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
 
-.PHONY: all build run test fuzz soak bench lint clean cross man install uninstall deb
+.PHONY: all build run test fuzz soak bench lint clean cross man install uninstall deb hil
 
 all: build
 
@@ -58,6 +58,17 @@ soak:
 # Also saved to bench-results.md. About three minutes.
 bench: build
 	$(GO) run ./bench -framesend $(BIN) -out bench-results.md
+
+# Hardware in the loop: Debian's stock kernel in QEMU (TCG) with the real
+# ftdi_sio, 8250 and amba-pl011 drivers and real udev; one line per check.
+# Packages are fetched once into $${FRAMESEND_HIL_CACHE:-/var/cache/framesend-hil}
+# (see hil/README.md). HIL_RUN=REGEXP runs some scenarios only.
+HIL_RUN ?=
+hil:
+	@mkdir -p bin/hil
+	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hil/framesend-amd64 ./cmd/framesend
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hil/framesend-arm64 ./cmd/framesend
+	$(GO) run ./hil/cmd/hil -framesend-amd64 bin/hil/framesend-amd64 -framesend-arm64 bin/hil/framesend-arm64 -run '$(HIL_RUN)'
 
 lint:
 	$(GO) vet ./...

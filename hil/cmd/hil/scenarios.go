@@ -305,7 +305,8 @@ func doctorChecks(r *hil.Run, name string) (map[string]doctorCheck, *hil.Block, 
 		return nil, nil, err
 	}
 	var checks []doctorCheck
-	if err := json.Unmarshal([]byte(b.Text()), &checks); err != nil {
+	// The JSON comes first; a failing doctor adds a line on stderr.
+	if err := json.NewDecoder(strings.NewReader(b.Text())).Decode(&checks); err != nil {
 		return nil, b, fmt.Errorf("%s: %v:\n%s", name, err, b.Text())
 	}
 	m := map[string]doctorCheck{}
