@@ -106,6 +106,15 @@ func open(path string, c Config, lock bool) (*Port, error) {
 		}
 		return nil, classify("open", path, err)
 	}
+	// Every open(2) of a tty raises DTR and RTS (the kernel's
+	// tty_port_block_til_ready), go.bug.st/serial's open included: set them
+	// again, or they stay as that second open left them (seen on the 8250
+	// driver in make hil).
+	if err := setLines(l, c.DTR, c.RTS); err != nil {
+		p.Close()
+		file.Close()
+		return nil, &Error{Op: "configure", Path: path, Class: classOfControl(err), Err: err}
+	}
 	port := &Port{path: path, config: c, port: p, file: file, line: l, byteTime: c.ByteTime(), pty: isPTY(rc), sysRoot: "/"}
 	if err := port.configure(); err != nil {
 		port.Close()
