@@ -33,15 +33,18 @@ func packages(arch string) []string {
 
 // guests are the guest images: the modules each loads at boot, and on
 // amd64 real udev with the project's rules.
-func guests() map[string]hil.Guest {
+// modemlines is the guest helper that reads a 16550's modem lines back
+// through its internal loopback (hil/guest/modemlines), built for amd64.
+func guests(modemlines string) map[string]hil.Guest {
 	return map[string]hil.Guest{
-		"amd64": {Modules: []string{"xhci_pci", "ftdi_sio"}, Udev: true, Rules: []string{"udev/99-framesend.rules"}},
+		"amd64": {Modules: []string{"xhci_pci", "ftdi_sio"}, Udev: true, Rules: []string{"udev/99-framesend.rules"},
+			Files: map[string]string{"usr/bin/modemlines": modemlines}},
 		"arm64": {},
 	}
 }
 
 func scenarios() []hil.Scenario {
-	return []hil.Scenario{x86Devices(), x86Hotplug(), arm64PL011()}
+	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), arm64PL011()}
 }
 
 // x86Machine: the console on ttyS0 (a 16550), an FT232 on xHCI and a
@@ -552,5 +555,65 @@ finish listen
 			{Name: "frames-guest-to-host", Fn: framesCheckN("send", "listen", true, 5000)},
 			{Name: "frames-host-to-guest", Fn: framesCheckN("listen", "send", false, 5000)},
 		},
+	}
+}
+
+// x86Line: what the real drivers do with settings and lines. framesend
+// reads the settings back after setting them, so a rate the driver did not
+// take is an error naming the rate it runs at; DTR and RTS set at open are
+// seen back through the 16550's internal loopback (DSR follows DTR, CTS
+// follows RTS); ftdi_sio has no RS-485 mode.
+func x86Line() hil.Scenario {
+	return hil.Scenario{
+		Name: "x86-line-settings", Arch: "amd64", Devices: x86Machine,
+		Script: `
+run baud_16550_115200 framesend send --port /dev/ttyS1 --baud 115200 --count 10
+run stty_s1 stty -F /dev/ttyS1 9600
+run baud_16550_921600 framesend send --port /dev/ttyS1 --baud 921600 --count 10
+run baud_ftdi_3M framesend send --port /dev/ttyUSB0 --baud 3000000 --count 10
+run baud_ftdi_4M framesend send --port /dev/ttyUSB0 --baud 4000000 --count 10
+run rs485_ftdi framesend send --port /dev/ttyUSB0 --rs485 --count 1
+run lines_dtr modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr on --rts off --hupcl=false --count 1
+run lines_rts modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr off --rts on --hupcl=false --count 1
+`,
+		Checks: []hil.Check{
+			{Name: "16550-115200-taken", Fn: exitWith("baud_16550_115200", 0, "")},
+			{Name: "16550-921600-refused", Fn: exitWith("baud_16550_921600", 1, "/dev/ttyS1 runs at 9600 baud, not 921600")},
+			{Name: "ft232b-3000000-taken", Fn: exitWith("baud_ftdi_3M", 0, "")},
+			{Name: "ft232b-4000000-refused", Fn: exitWith("baud_ftdi_4M", 1, "/dev/ttyUSB0 runs at 9600 baud, not 4000000")},
+			{Name: "rs485-on-ftdi_sio-refused", Fn: exitWith("rs485_ftdi", 1, "no RS-485 mode")},
+			{Name: "dtr-on-rts-off-seen-back", Fn: linesCheck("lines_dtr", "lines DTR=1 RTS=0 DSR=1 CTS=0 LOOP=1")},
+			{Name: "dtr-off-rts-on-seen-back", Fn: linesCheck("lines_rts", "lines DTR=0 RTS=1 DSR=0 CTS=1 LOOP=1")},
+		},
+	}
+}
+
+// exitWith: guest block name exited rc, and printed text if text is set.
+func exitWith(name string, rc int, text string) func(r *hil.Run) (string, error) {
+	return func(r *hil.Run) (string, error) {
+		b, err := r.GuestBlock(name)
+		if err != nil {
+			return "", err
+		}
+		if b.RC != rc || !strings.Contains(b.Text(), text) {
+			return "", fmt.Errorf("%s: exit %d, %q; want exit %d saying %q", name, b.RC, b.Text(), rc, text)
+		}
+		if l := lastLine(b); l != "" {
+			return fmt.Sprintf("exit %d: %s", rc, l), nil
+		}
+		return fmt.Sprintf("exit %d", rc), nil
+	}
+}
+
+func linesCheck(name, lines string) func(r *hil.Run) (string, error) {
+	return func(r *hil.Run) (string, error) {
+		b, err := r.GuestBlock(name)
+		if err != nil {
+			return "", err
+		}
+		if b.RC != 0 || !strings.Contains(b.Text(), lines) {
+			return "", fmt.Errorf("%s: exit %d, %q; want exit 0 and %q", name, b.RC, b.Text(), lines)
+		}
+		return lines + " (TIOCM_LOOP, then TIOCMGET)", nil
 	}
 }
