@@ -3,7 +3,7 @@
 // goroutine cuts the bytes into whole frames, paces them and writes them to
 // an io.Writer (a serial port in the binary, a recorder in tests).
 //
-//	Source ──> packager ──> queue (Config.Queue blocks) ──> sender ──> io.Writer
+//	Source ──> packager ──> queue (Config.QueueBytes) ──> sender ──> io.Writer
 //
 // The pipeline never opens or closes the writer; it uses the extra abilities
 // it declares (Drainer) when the writer has them.
@@ -27,8 +27,14 @@ const (
 	// WriteSize is the most bytes the sender puts in one write call when it
 	// coalesces ready frames (Batch 0, unpaced).
 	WriteSize = 4096
-	// MaxDatagram is the largest datagram a datagram source may queue.
+	// MaxDatagram is the largest datagram a datagram source queues in one
+	// block; a larger one (an MQTT message) goes in pieces.
 	MaxDatagram = 65536
+	// DefaultQueueBytes is the queue's default room: 1 MiB of frames,
+	// about 150,000 seven-byte datagrams.
+	DefaultQueueBytes = 1 << 20
+	// MaxQueueBytes bounds Config.QueueBytes.
+	MaxQueueBytes = 1 << 30
 )
 
 // Align says where frames start.
@@ -76,12 +82,16 @@ type Config struct {
 	Rate      float64 // frames per second; 0 = as fast as the writer takes them
 	// Batch is the most whole frames per write call. 0 = automatic: up to
 	// WriteSize bytes of ready frames when unpaced, one frame when paced.
-	Batch    int
-	Queue    int // queue capacity in blocks, at least 1
-	Overflow Overflow
-	Align    Align
-	Partial  Partial
-	Pad      byte
+	Batch int
+	// QueueBytes is the queue's room between source and sender, in bytes
+	// of frames: a datagram takes the bytes of the frames it becomes. An
+	// empty queue takes any one block, so a datagram larger than the room
+	// still goes through.
+	QueueBytes int
+	Overflow   Overflow
+	Align      Align
+	Partial    Partial
+	Pad        byte
 	// DrainTimeout bounds how long queued frames are still sent after ctx
 	// is done; what is left then is counted as Unsent.
 	DrainTimeout time.Duration
@@ -97,12 +107,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the counter source, 7-byte frames, automatic
-// batching, a 16-block queue and a 5 s drain.
+// batching, a 1 MiB queue and a 5 s drain.
 func DefaultConfig() Config {
 	return Config{
 		Source:       &Counter{},
 		FrameSize:    7,
-		Queue:        16,
+		QueueBytes:   DefaultQueueBytes,
 		Overflow:     OverflowBlock,
 		Align:        AlignStream,
 		Partial:      PartialPad,
@@ -123,8 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--rate %v is above 10,000,000 frames/s: use 0 for as fast as possible", c.Rate)
 	case c.Batch < 0 || c.Batch*c.FrameSize > 1<<20:
 		return fmt.Errorf("--batch %d is out of range: use 0 (automatic) or up to 1 MiB of frames per write", c.Batch)
-	case c.Queue < 1 || c.Queue > 1<<16:
-		return fmt.Errorf("--queue %d is out of range: use 1 to 65536 blocks", c.Queue)
+	case c.QueueBytes < 1 || c.QueueBytes > MaxQueueBytes:
+		return fmt.Errorf("--queue of %d bytes is out of range: use 1 byte to 1GiB, as a size (4MiB) or in frames (10000)", c.QueueBytes)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("--drain-timeout %v is negative", c.DrainTimeout)
 	}

@@ -78,7 +78,7 @@ func FuzzSenderFraming(f *testing.F) {
 		cfg.FrameSize = size
 		cfg.Batch = int(batch) % 8
 		cfg.Partial = pipeline.PartialDrop
-		cfg.Queue = 1 + int(seed%4)
+		cfg.QueueBytes = (1 + int(seed%4)) * size
 		cfg.Source = &pipeline.List{Datagrams: datagrams}
 		rec := &pipelinetest.Recorder{MaxWrite: int(maxWrite)}
 		st, err := pipeline.Run(context.Background(), rec, cfg)

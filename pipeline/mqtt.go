@@ -41,7 +41,8 @@ type MQTT struct {
 	cfg     MQTTConfig
 	client  mqtt.Client
 	msgs    chan mqtt.Message
-	pending mqtt.Message // did not fit the last block; Fill only
+	pending mqtt.Message // not yet all in a block; Fill only
+	off     int          // bytes of pending already in a block
 	log     *slog.Logger
 }
 
@@ -132,32 +133,30 @@ func (m *MQTT) BlockSize() int { return MaxDatagram }
 
 // Fill waits for the next message and adds it to b with its
 // acknowledgement, then whatever else has arrived and fits, without
-// waiting. A message too large for a block is logged, acknowledged (or the
-// broker would send it for ever) and dropped.
+// waiting. A message larger than a block goes in pieces over as many
+// blocks as it needs; it is acknowledged once its last byte is written.
 func (m *MQTT) Fill(ctx context.Context, b *Block) error {
-	for b.Len() == 0 {
-		msg := m.pending
-		m.pending = nil
-		if msg == nil {
+	for b.Len() == 0 && b.Datagrams() == 0 {
+		if m.pending == nil {
 			select {
-			case msg = <-m.msgs:
+			case m.pending = <-m.msgs:
+				m.off = 0
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		if !m.add(b, msg) {
-			m.log.Warn("mqtt: message too large for a queue block; dropped", "topic", msg.Topic(), "bytes", len(msg.Payload()))
-			msg.Ack()
+		if !m.addPending(b) {
+			return nil // b is full with a piece of a large message
 		}
 	}
-	for b.Room() > 0 {
+	for m.pending == nil {
 		select {
 		case msg := <-m.msgs:
-			if len(msg.Payload()) > b.Room() {
-				m.pending = msg
-				return nil
+			m.pending, m.off = msg, 0
+			if !b.Fits(len(msg.Payload())) {
+				return nil // it starts the next block
 			}
-			m.add(b, msg)
+			m.addPending(b)
 		default:
 			return nil
 		}
@@ -165,14 +164,19 @@ func (m *MQTT) Fill(ctx context.Context, b *Block) error {
 	return nil
 }
 
-// add puts msg in b if it fits.
-func (m *MQTT) add(b *Block, msg mqtt.Message) bool {
-	p := msg.Payload()
-	if len(p) > len(b.DatagramSpare()) {
-		return false
+// addPending adds what is left of the pending message to b, all of it if
+// it fits, and reports whether it did.
+func (m *MQTT) addPending(b *Block) bool {
+	rest := m.pending.Payload()[m.off:]
+	spare := b.DatagramSpare()
+	if len(rest) <= len(spare) {
+		b.CommitDatagramAck(copy(spare, rest), m.pending.Ack)
+		m.pending = nil
+		return true
 	}
-	b.CommitDatagramAck(copy(b.DatagramSpare(), p), msg.Ack)
-	return true
+	b.CommitDatagramPart(copy(spare, rest))
+	m.off += len(spare)
+	return false
 }
 
 // PublishStatus publishes payload, retained, to the status topic.

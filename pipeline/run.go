@@ -60,12 +60,15 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	}
 
 	start := time.Now()
-	queue := make(chan *Block, cfg.Queue)
-	// One block per queue slot, one being filled, one being written: the
-	// pool never needs more, so memory stays flat.
-	pool := make(chan *Block, cfg.Queue+2)
-	senderDone := make(chan struct{})
-	pk := &packager{cfg: cfg, out: queue, pool: pool, blockSize: blockSize, senderDone: senderDone}
+	q := newQueue(cfg.QueueBytes)
+	// Blocks come back through the pool: with the queue merging small
+	// blocks, about twice its room in blocks, plus one being filled and one
+	// being written, are ever in use, so memory stays flat.
+	pool := make(chan *Block, q.maxBlocks(blockSize)+2)
+	pk := &packager{cfg: cfg, q: q, pool: pool, blockSize: blockSize}
+	if kd, ok := cfg.Source.(KernelDropper); ok {
+		pk.kernel = kd
+	}
 	sd := newSender(w, cfg, pool, blockSize)
 
 	// The packager stops on the caller's stop and also when the sender is
@@ -76,8 +79,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	var perr, serr error
 	wg.Go(func() { perr = pk.run(pctx) })
 	wg.Go(func() {
-		serr = sd.run(ctx, queue)
-		close(senderDone)
+		serr = sd.run(ctx, q)
+		q.senderGone()
 		stopPackager()
 	})
 	wg.Wait()
@@ -85,17 +88,18 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	st := sd.stats
 	st.Datagrams = pk.datagrams
 	st.Dropped = pk.dropped
-	st.QueueHigh = pk.high
+	st.QueueHigh = q.high
+	st.Unsent += pk.unsent
+	st.Cut += pk.cut
 	if r, ok := cfg.Source.(Refuser); ok {
 		st.Refused = r.Refused()
 	}
-	// Whatever the sender left on the queue, and a block the packager
-	// still held when the sender ended, was never written.
-	if pk.held != nil {
-		st.Unsent += int64(len(pk.held.data) / cfg.FrameSize)
-		st.Cut += int64(len(pk.held.data) % cfg.FrameSize)
+	if pk.kernel != nil {
+		st.KernelDropped = pk.kernel.KernelDropped()
+		cfg.Live.kernelDropped.Store(st.KernelDropped)
 	}
-	for b := range queue {
+	// Whatever the sender left on the queue was never written.
+	for _, b := range q.rest() {
 		st.Unsent += int64(len(b.data) / cfg.FrameSize)
 		st.Cut += int64(len(b.data) % cfg.FrameSize)
 	}
@@ -110,7 +114,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 		return st, serr
 	}
 	// The packager's context errors are stops, not failures.
-	if perr != nil && !errors.Is(perr, context.Canceled) && !errors.Is(perr, context.DeadlineExceeded) {
+	if perr != nil && !errors.Is(perr, context.Canceled) && !errors.Is(perr, context.DeadlineExceeded) && !errors.Is(perr, errSenderGone) {
 		return st, perr
 	}
 	return st, nil
@@ -119,30 +123,29 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 // packager reads the source into blocks and queues them.
 type packager struct {
 	cfg       Config
-	out       chan *Block
+	q         *queue
 	pool      chan *Block
 	blockSize int
-	// senderDone is closed when the sender has exited.
-	senderDone <-chan struct{}
+	kernel    KernelDropper // the source's count of datagrams the kernel dropped, if it keeps one
 
 	// Written by the packager goroutine, read after it exits.
-	held      *Block // read from the source, never queued: the sender ended first
 	datagrams int64
 	dropped   int64
-	high      int
+	unsent    int64 // frames read but never queued: a stop came first
+	cut       int64
 	lastWarn  time.Time
 	unwarned  int64
 }
 
 func (p *packager) run(ctx context.Context) error {
-	defer close(p.out)
+	defer p.q.close()
 	fs := p.cfg.FrameSize
 	// Stream blocks hold whole frames when the source fills them, so
 	// the sender rarely carries a partial frame from one block to the next.
 	streamLimit := p.blockSize / fs * fs
 	if p.cfg.Rate > 0 {
-		// Paced, a block holds about 10 ms of frames, so a stop drains a
-		// queue of well under a second instead of minutes of frames.
+		// Paced, a block holds about 10 ms of frames, so that the source is
+		// read in small steps.
 		streamLimit = min(streamLimit, max(1, int(p.cfg.Rate/100))*fs)
 	}
 	// Under AlignStream, Count frames are exactly Count*fs bytes: take no
@@ -163,7 +166,10 @@ func (p *packager) run(ctx context.Context) error {
 		b.reset(limit)
 		err := p.cfg.Source.Fill(ctx, b)
 		remaining -= int64(b.Len())
-		if b.Len() > 0 {
+		if p.kernel != nil {
+			p.cfg.Live.kernelDropped.Store(p.kernel.KernelDropped())
+		}
+		if b.Len() > 0 || b.Datagrams() > 0 {
 			p.datagrams += int64(b.Datagrams())
 			if qerr := p.send(ctx, b); qerr != nil {
 				return qerr
@@ -198,51 +204,37 @@ func (p *packager) put(b *Block) {
 	}
 }
 
-// send queues b under the overflow policy.
+// errSplitDatagram ends a run whose source gave a datagram in pieces under
+// a policy that may drop a piece.
+var errSplitDatagram = errors.New("a datagram larger than a queue block needs --overflow block")
+
+// send queues b under the overflow policy. A block it could not queue
+// because the sender stopped is counted as unsent: its bytes were read
+// from the source and are never written.
 func (p *packager) send(ctx context.Context, b *Block) error {
-	switch p.cfg.Overflow {
-	case OverflowDropNewest:
-		select {
-		case p.out <- b:
-		default:
-			p.drop(b)
-		}
-	case OverflowDropOldest:
-		for sent := false; !sent; {
-			select {
-			case p.out <- b:
-				sent = true
-			default:
-				select {
-				case old := <-p.out:
-					p.drop(old)
-				default:
-				}
-			}
-		}
-	default:
-		select {
-		case p.out <- b:
-		case <-ctx.Done():
-			// The block's bytes are read from the source: queue them while
-			// the sender still drains, else keep them to be counted.
-			select {
-			case p.out <- b:
-			case <-p.senderDone:
-				p.held = b
-			}
-			return ctx.Err()
-		}
+	if b.open && p.cfg.Overflow != OverflowBlock {
+		return errSplitDatagram
 	}
-	n := len(p.out)
-	p.high = max(p.high, n)
-	p.cfg.Live.queued.Store(int64(n))
+	b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
+	res, err := p.q.put(b, p.cfg.Overflow, p.cfg.FrameSize, p.cfg.Align)
+	if err != nil {
+		p.unsent += int64(b.Len() / p.cfg.FrameSize)
+		p.cut += int64(b.Len() % p.cfg.FrameSize)
+		p.put(b)
+		return err
+	}
+	if res.dropped > 0 {
+		p.drop(res.dropped)
+	}
+	for _, r := range res.recycle {
+		p.put(r)
+	}
+	p.cfg.Live.queued.Store(int64(p.q.queued()))
 	return nil
 }
 
-// drop counts a block lost to overflow and warns at most once a second.
-func (p *packager) drop(b *Block) {
-	n := int64(max(1, b.Datagrams()))
+// drop counts n datagrams lost to overflow and warns at most once a second.
+func (p *packager) drop(n int64) {
 	p.dropped += n
 	p.unwarned += n
 	p.cfg.Live.dropped.Add(n)
@@ -250,7 +242,6 @@ func (p *packager) drop(b *Block) {
 		p.cfg.Logger.Warn("queue full: dropping datagrams", "dropped", p.unwarned, "total_dropped", p.dropped, "policy", string(p.cfg.Overflow))
 		p.lastWarn, p.unwarned = now, 0
 	}
-	p.put(b)
 }
 
 // sender cuts queued bytes into whole frames and writes them.
@@ -327,7 +318,7 @@ func (s *sender) fireAcks() error {
 // errDrained stops the sender when the drain timeout runs out.
 var errDrained = errors.New("drain timeout")
 
-func (s *sender) run(ctx context.Context, in <-chan *Block) error {
+func (s *sender) run(ctx context.Context, in *queue) error {
 	if s.cfg.Rate > 0 {
 		s.timer = time.NewTimer(time.Hour)
 		defer s.timer.Stop()
@@ -352,26 +343,24 @@ func (s *sender) run(ctx context.Context, in <-chan *Block) error {
 
 var errCountReached = errors.New("count reached")
 
-func (s *sender) loop(ctx context.Context, in <-chan *Block) error {
+func (s *sender) loop(ctx context.Context, in *queue) error {
 	for {
-		b, ok := <-in
+		b, ok := in.take()
 		if !ok {
 			return s.finish(ctx)
 		}
 		if err := s.take(ctx, b); err != nil {
 			return err
 		}
+		s.cfg.Live.queued.Store(int64(in.queued()))
 		// Coalesce what is already queued, without waiting for more.
-		for s.auto && len(s.buf)-s.off < s.maxW && ok {
-			select {
-			case b, ok = <-in:
-				if ok {
-					if err := s.take(ctx, b); err != nil {
-						return err
-					}
-				}
-			default:
-				ok = false
+		for s.auto && len(s.buf)-s.off < s.maxW {
+			b, ok, _ := in.tryTake()
+			if !ok {
+				break
+			}
+			if err := s.take(ctx, b); err != nil {
+				return err
 			}
 		}
 		if err := s.flush(ctx); err != nil {
@@ -388,7 +377,8 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 	var err error
 	if s.cfg.Align == AlignDatagram && len(b.ends) > 0 {
 		start := 0
-		for i, end := range b.ends {
+		for i, e := range b.ends {
+			end := int(e)
 			s.buf = append(s.buf, b.data[start:end]...)
 			if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
 				if err = s.short(rem); err != nil {
@@ -400,6 +390,10 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 				s.acks = append(s.acks, pendingAck{s.unwrittenEnd(), b.acks[i]})
 			}
 			start = end
+		}
+		if err == nil {
+			// The first piece of a datagram that ends in a later block.
+			s.buf = append(s.buf, b.data[start:]...)
 		}
 	} else {
 		start := s.unwrittenEnd()

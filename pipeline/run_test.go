@@ -42,7 +42,7 @@ func TestCounterFramesInOrder(t *testing.T) {
 				count := int64(20000 / fs)
 				cfg := config(fs, count)
 				cfg.Batch = batch
-				cfg.Queue = 3
+				cfg.QueueBytes = 3 * pipeline.BlockSize
 				rec := &pipelinetest.Recorder{}
 				st, err := pipeline.Run(context.Background(), rec, cfg)
 				if err != nil {
@@ -179,7 +179,7 @@ func TestDrainTimeoutCountsUnsent(t *testing.T) {
 		w := &slowWriter{delay: 10 * time.Millisecond}
 		cfg := config(7, 0)
 		cfg.Batch = 1
-		cfg.Queue = 8
+		cfg.QueueBytes = 8 * pipeline.BlockSize
 		cfg.DrainTimeout = 200 * time.Millisecond
 		go func() {
 			time.Sleep(time.Second)
@@ -344,7 +344,7 @@ func TestOverflowDropsAreCountedExactly(t *testing.T) {
 				cfg.Source = &burst{n: 5000}
 				cfg.Align = pipeline.AlignDatagram
 				cfg.Overflow = policy
-				cfg.Queue = 4
+				cfg.QueueBytes = 4 * 8 // four datagrams
 				cfg.Batch = 2
 				st, err := pipeline.Run(context.Background(), w, cfg)
 				if err != nil {
@@ -381,7 +381,7 @@ func TestBlockPolicyLosesNothing(t *testing.T) {
 		cfg := config(4, 0)
 		cfg.Source = &burst{n: 500}
 		cfg.Align = pipeline.AlignDatagram
-		cfg.Queue = 2
+		cfg.QueueBytes = 2 * 8 // two datagrams
 		st, err := pipeline.Run(context.Background(), w, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -389,8 +389,8 @@ func TestBlockPolicyLosesNothing(t *testing.T) {
 		if st.Dropped != 0 || st.Frames != 1000 {
 			t.Errorf("dropped %d frames %d, want 0 and 1000", st.Dropped, st.Frames)
 		}
-		if st.QueueHigh != 2 {
-			t.Errorf("queue high-water = %d, want 2 (the queue's capacity)", st.QueueHigh)
+		if st.QueueHigh != 16 {
+			t.Errorf("queue high-water = %d bytes, want 16 (the queue's capacity)", st.QueueHigh)
 		}
 	})
 }
@@ -405,7 +405,8 @@ func TestValidate(t *testing.T) {
 		{"frame size 5000", func(c *pipeline.Config) { c.FrameSize = 5000 }, "--frame-size 5000"},
 		{"negative count", func(c *pipeline.Config) { c.Count = -1 }, "--count -1"},
 		{"negative rate", func(c *pipeline.Config) { c.Rate = -2 }, "--rate -2"},
-		{"queue 0", func(c *pipeline.Config) { c.Queue = 0 }, "--queue 0"},
+		{"queue 0", func(c *pipeline.Config) { c.QueueBytes = 0 }, "--queue of 0 bytes"},
+		{"queue 2GiB", func(c *pipeline.Config) { c.QueueBytes = 2 << 30 }, "--queue of 2147483648 bytes"},
 		{"batch", func(c *pipeline.Config) { c.Batch = -1 }, "--batch -1"},
 		{"overflow", func(c *pipeline.Config) { c.Overflow = "spill" }, `--overflow "spill"`},
 	}
@@ -538,7 +539,7 @@ func (a *ackSource) Fill(ctx context.Context, b *pipeline.Block) error {
 	if a.next == len(a.datagrams) {
 		return io.EOF
 	}
-	for a.next < len(a.datagrams) && len(a.datagrams[a.next]) <= b.Room() {
+	for a.next < len(a.datagrams) && b.Fits(len(a.datagrams[a.next])) {
 		i := a.next
 		b.CommitDatagramAck(copy(b.DatagramSpare(), a.datagrams[i]), func() {
 			a.fired = append(a.fired, i)
@@ -627,7 +628,7 @@ func TestStopWithAFullQueueCountsEveryByte(t *testing.T) {
 				cfg := config(7, 0)
 				cfg.Source = src
 				cfg.Rate = 1000 // small blocks, 10 ms of frames each
-				cfg.Queue = 2
+				cfg.QueueBytes = 2 * 7 * 10 // two blocks of 10 ms
 				cfg.DrainTimeout = drain
 				go func() {
 					time.Sleep(500 * time.Millisecond)
@@ -651,7 +652,7 @@ func TestStopWithAFullQueueCountsEveryByte(t *testing.T) {
 			cfg := config(4, 0)
 			cfg.Source = &burst{n: 1 << 30}
 			cfg.Align = pipeline.AlignDatagram
-			cfg.Queue = 2
+			cfg.QueueBytes = 2 * 8 // two datagrams
 			cfg.Batch = 2
 			cfg.DrainTimeout = 0
 			go func() {
@@ -669,4 +670,139 @@ func TestStopWithAFullQueueCountsEveryByte(t *testing.T) {
 			}
 		})
 	})
+}
+
+// piecesSource gives datagrams as an MQTT source does: a datagram larger
+// than a block goes in pieces, acknowledged after its last one.
+type piecesSource struct {
+	datagrams [][]byte
+	next, off int
+	rec       *pipelinetest.Recorder
+	at        []int // bytes written when each ack fired
+}
+
+func (p *piecesSource) BlockSize() int { return pipeline.MaxDatagram }
+
+func (p *piecesSource) Fill(ctx context.Context, b *pipeline.Block) error {
+	for p.next < len(p.datagrams) {
+		rest := p.datagrams[p.next][p.off:]
+		if b.Len() > 0 && !b.Fits(len(rest)) {
+			return nil
+		}
+		spare := b.DatagramSpare()
+		if len(rest) > len(spare) {
+			b.CommitDatagramPart(copy(spare, rest))
+			p.off += len(spare)
+			return nil
+		}
+		b.CommitDatagramAck(copy(spare, rest), func() { p.at = append(p.at, len(p.rec.Bytes())) })
+		p.next, p.off = p.next+1, 0
+	}
+	return io.EOF
+}
+
+func TestDatagramLargerThanABlock(t *testing.T) {
+	big := randomish(150_000)
+	for _, align := range []pipeline.Align{pipeline.AlignDatagram, pipeline.AlignStream} {
+		t.Run(string(align), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{MaxWrite: 1000}
+			src := &piecesSource{datagrams: [][]byte{{1, 2, 3, 4, 5}, big, {6, 7, 8}}, rec: rec}
+			cfg := config(4, 0)
+			cfg.Source, cfg.Align, cfg.Pad = src, align, 0xee
+			cfg.QueueBytes = 1000 // far less than the datagram: it still goes
+			st, err := pipeline.Run(context.Background(), rec, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append(append([]byte{1, 2, 3, 4, 5}, big...), 6, 7, 8)
+			ends := []int{5, 150_005, 150_008}
+			if align == pipeline.AlignDatagram {
+				want = append(append([]byte{1, 2, 3, 4, 5, 0xee, 0xee, 0xee}, big...), 6, 7, 8, 0xee)
+				ends = []int{8, 150_008, 150_012}
+			}
+			if got := rec.Bytes(); !bytes.Equal(got, want) {
+				t.Fatalf("wrote %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+			}
+			if st.Datagrams != 3 {
+				t.Errorf("datagrams = %d, want 3 (the large one counts once)", st.Datagrams)
+			}
+			if len(src.at) != 3 {
+				t.Fatalf("%d acks, want 3", len(src.at))
+			}
+			for i, at := range src.at {
+				if at < ends[i] {
+					t.Errorf("datagram %d acknowledged with %d bytes written, before its end at %d", i, at, ends[i])
+				}
+			}
+		})
+	}
+}
+
+func randomish(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(1)
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+// gatedWriter takes nothing until open is closed, like a device that
+// stalls during a burst and then reads again.
+type gatedWriter struct {
+	open chan struct{}
+	rec  pipelinetest.Recorder
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	<-w.open
+	return w.rec.Write(p)
+}
+
+// trickle gives n numbered 8-byte datagrams one per Fill, as a datagram
+// source does when datagrams arrive one at a time, and closes done after
+// the last.
+type trickle struct {
+	n, next int
+	done    chan struct{}
+}
+
+func (s *trickle) Fill(ctx context.Context, b *pipeline.Block) error {
+	if s.next == s.n {
+		close(s.done)
+		return io.EOF
+	}
+	d := b.DatagramSpare()
+	for i := range 8 {
+		d[i] = byte(s.next >> (8 * (i % 4)))
+	}
+	b.CommitDatagram(8)
+	s.next++
+	return nil
+}
+
+func TestBurstWithinTheQueueIsNotDropped(t *testing.T) {
+	// 100,000 datagrams of 8 bytes (800 KB) into a stalled device: the
+	// default queue of 1 MiB holds them all, however they arrive.
+	src := &trickle{n: 100_000, done: make(chan struct{})}
+	w := &gatedWriter{open: src.done}
+	cfg := config(8, 0)
+	cfg.Source, cfg.Align, cfg.Overflow = src, pipeline.AlignDatagram, pipeline.OverflowDropNewest
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dropped != 0 || st.Frames != 100_000 {
+		t.Fatalf("dropped %d, frames %d: want 0 and 100000", st.Dropped, st.Frames)
+	}
+	got := w.rec.Bytes()
+	for k := range 100_000 {
+		if int(got[8*k])|int(got[8*k+1])<<8|int(got[8*k+2])<<16 != k {
+			t.Fatalf("datagram %d is % x: out of order", k, got[8*k:8*k+8])
+		}
+	}
+	if st.QueueHigh > pipeline.DefaultQueueBytes || st.QueueHigh < 700_000 {
+		t.Errorf("queue high-water %d bytes, want most of the 800,000 and at most the room", st.QueueHigh)
+	}
 }

@@ -23,12 +23,23 @@ type BlockSizer interface {
 
 // Block is a run of source bytes on the queue. Blocks are recycled: a Source
 // must not keep b or its bytes after Fill returns.
+//
+// A datagram source adds whole datagrams, as many as fit (see Fits), so
+// that a burst of small datagrams travels in few blocks. A datagram larger
+// than a block goes in pieces: CommitDatagramPart for all but its last
+// bytes, then CommitDatagram (or CommitDatagramAck) for those.
 type Block struct {
-	data  []byte
-	ends  []int    // end offset of each datagram, for datagram sources
-	acks  []func() // per datagram, when a source wants to know it was written
-	limit int
+	data   []byte
+	ends   []int32  // end offset of each datagram, for datagram sources
+	acks   []func() // per datagram, when a source wants to know it was written
+	limit  int
+	open   bool // ends inside a datagram that continues in the next block
+	charge int  // bytes of queue room the block takes, set when queued
 }
+
+// MaxBlockDatagrams bounds the datagrams in one block, so that a block's
+// bookkeeping stays small next to its bytes however small the datagrams.
+const MaxBlockDatagrams = 16384
 
 func newBlock(size int) *Block {
 	return &Block{data: make([]byte, 0, size)}
@@ -40,13 +51,31 @@ func (b *Block) reset(limit int) {
 	clear(b.acks)
 	b.acks = b.acks[:0]
 	b.limit = min(limit, cap(b.data))
+	b.open = false
+	b.charge = 0
 }
 
 // Len returns the number of bytes in b.
 func (b *Block) Len() int { return len(b.data) }
 
 // Room returns how many more bytes b takes.
-func (b *Block) Room() int { return b.limit - len(b.data) }
+func (b *Block) Room() int {
+	if len(b.ends) >= MaxBlockDatagrams {
+		return 0
+	}
+	return max(0, b.limit-len(b.data))
+}
+
+// Fits reports whether a datagram of n bytes may be added to b now: an
+// empty block takes any datagram up to its capacity (see DatagramSpare); a
+// block that holds data takes one that fits in Room, up to
+// MaxBlockDatagrams datagrams.
+func (b *Block) Fits(n int) bool {
+	if len(b.data) == 0 && len(b.ends) == 0 {
+		return n <= cap(b.data)
+	}
+	return len(b.ends) < MaxBlockDatagrams && n <= b.limit-len(b.data)
+}
 
 // Spare returns the unused part of b, up to Room bytes, for a Source to
 // read into before it calls Commit or CommitDatagram.
@@ -56,15 +85,26 @@ func (b *Block) Spare() []byte { return b.data[len(b.data):b.limit] }
 func (b *Block) Commit(n int) { b.data = b.data[:len(b.data)+n] }
 
 // DatagramSpare returns all of b's unused capacity, which may exceed Room:
-// a datagram is never split, so a datagram source may fill an empty block
-// past the stream target, up to the size it asked for with BlockSizer.
+// a datagram is never split by the packager, so a datagram source may fill
+// an empty block past the stream target, up to the size it asked for with
+// BlockSizer.
 func (b *Block) DatagramSpare() []byte { return b.data[len(b.data):cap(b.data)] }
 
 // CommitDatagram adds the first n bytes of DatagramSpare to b as one
-// datagram.
+// datagram, or as the last bytes of one begun with CommitDatagramPart.
 func (b *Block) CommitDatagram(n int) {
 	b.data = b.data[:len(b.data)+n]
-	b.ends = append(b.ends, len(b.data))
+	b.ends = append(b.ends, int32(len(b.data)))
+	b.open = false
+}
+
+// CommitDatagramPart adds the first n bytes of DatagramSpare to b as the
+// start, or a middle piece, of a datagram too large for one block; it
+// continues in the next block the source fills. Such a source must run
+// with OverflowBlock: a dropped piece would leave half a datagram.
+func (b *Block) CommitDatagramPart(n int) {
+	b.data = b.data[:len(b.data)+n]
+	b.open = true
 }
 
 // CommitDatagramAck is CommitDatagram for a source that must know when the
@@ -77,7 +117,8 @@ func (b *Block) CommitDatagramAck(n int, ack func()) {
 	b.acks = append(b.acks, ack)
 }
 
-// Datagrams returns how many datagrams b holds; 0 for stream bytes.
+// Datagrams returns how many datagrams b holds (a datagram in pieces counts
+// in the block of its last piece); 0 for stream bytes.
 func (b *Block) Datagrams() int { return len(b.ends) }
 
 // Counter is the original program's source: datagram k is the single byte
@@ -123,7 +164,7 @@ func (l *List) BlockSize() int {
 func (l *List) Fill(ctx context.Context, b *Block) error {
 	for l.next < len(l.Datagrams) {
 		d := l.Datagrams[l.next]
-		if len(d) > b.Room() && b.Len() > 0 {
+		if b.Datagrams() > 0 && !b.Fits(len(d)) {
 			return nil
 		}
 		b.CommitDatagram(copy(b.DatagramSpare(), d))

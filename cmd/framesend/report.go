@@ -59,7 +59,7 @@ func report(c *cli.Context, live *pipeline.Live, total int64, interval time.Dura
 				}
 				if interval > 0 && now.Sub(last) >= interval {
 					log.Info("progress", "frames", frames, "frames_per_second", int64(float64(frames-lastFrames)/now.Sub(last).Seconds()),
-						"queue", live.Queued(), "queue_capacity", queue, "dropped", live.Dropped(), "goroutines", runtime.NumGoroutine())
+						"queue_bytes", live.Queued(), "queue_capacity_bytes", queue, "dropped", live.Dropped(), "kernel_dropped", live.KernelDropped(), "goroutines", runtime.NumGoroutine())
 					last, lastFrames = now, frames
 				}
 			}

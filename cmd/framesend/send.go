@@ -29,7 +29,7 @@ func sendCommand() *cli.Command {
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
 		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
 		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
-		&cli.IntFlag{Name: "queue", Value: 16, Usage: "queue capacity between source and sender, in blocks (a block is up to 64 KiB of frames, or about 10 ms of frames when paced)", EnvVars: env("queue"), Category: catFrames},
+		&cli.StringFlag{Name: "queue", Value: "1MiB", Usage: "room between source and sender: a `SIZE` with its unit (4MiB, 512KiB, 65536B) or a number of frames (10000); when it is full the source is held back, or udp datagrams are dropped (--overflow)", EnvVars: env("queue"), Category: catFrames},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
 		&cli.BoolFlag{Name: "reconnect", Usage: "when the device goes away, wait for its path to come back, reopen it and resume at the frame whose write failed", EnvVars: env("reconnect"), Category: catSerial},
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, how long to wait for the device to come back; 0 = for ever", EnvVars: env("reconnect-timeout"), Category: catSerial},
@@ -81,7 +81,9 @@ func sendAction(c *cli.Context) error {
 	cfg.Count = c.Int64("count")
 	cfg.Rate = c.Float64("rate")
 	cfg.Batch = c.Int("batch")
-	cfg.Queue = c.Int("queue")
+	if cfg.QueueBytes, err = parseQueue(c.String("queue"), cfg.FrameSize); err != nil {
+		return err
+	}
 	cfg.DrainTimeout = c.Duration("drain-timeout")
 	cfg.Logger = log
 	cfg.Live = &pipeline.Live{}
@@ -204,7 +206,7 @@ func sendAction(c *cli.Context) error {
 		stopStatus = publishStatus(c.Context, src.mqtt, path, cfg.Live, gone, interval)
 	}
 
-	stopReports := report(c, cfg.Live, total, interval, cfg.Queue, log, c.Bool("no-progress"))
+	stopReports := report(c, cfg.Live, total, interval, cfg.QueueBytes, log, c.Bool("no-progress"))
 	st, err := runBounded(c.Context, port, cfg, wt)
 	stopReports()
 	if src.mqtt != nil {

@@ -104,7 +104,14 @@ func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, part
 		if a.IP.IsUnspecified() {
 			log.Warn("udp: listening on every interface: any host that can reach this machine can write to the serial port; use --allow-from to limit senders", "addr", a.String())
 		}
-		log.Info("udp: listening for datagrams", "addr", a.String())
+		granted, asked, rmemMax := u.ReceiveBuffer()
+		log.Info("udp: listening for datagrams", "addr", a.String(), "receive_buffer", granted, "rmem_max", rmemMax)
+		if granted < 2*asked {
+			// The kernel reports twice what it grants (the other half is
+			// its bookkeeping): this is less than asked for.
+			log.Warn("udp: the kernel granted a smaller receive buffer than asked for, so a burst that arrives while framesend is busy may be dropped by the kernel (counted as kernel_dropped); raise the cap with sysctl -w net.core.rmem_max="+strconv.Itoa(asked),
+				"receive_buffer", granted, "asked", asked, "rmem_max", rmemMax)
+		}
 		return &source{src: u, datagram: true, close: func() { u.Close() }}, nil
 	}
 	return nil, usagef("--source %q is not a source: use %s", spec, sourceHelp)
@@ -222,4 +229,53 @@ func listFrames(datagrams [][]byte, fs int, align pipeline.Align, partial pipeli
 		frames += streamFrames(int64(len(d)), fs, partial)
 	}
 	return frames
+}
+
+// parseQueue reads --queue: a size with its unit (B, KiB or K, MiB or M,
+// GiB or G, and KB, MB, GB in powers of 1000), or a bare number of frames.
+func parseQueue(s string, frameSize int) (int, error) {
+	bad := func() (int, error) {
+		return 0, usagef("--queue %q is not a size or a number of frames: use a size with its unit, such as 4MiB, 512KiB or 65536B, or a number of frames, such as 10000", s)
+	}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return bad()
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n < 1 {
+		if err == nil {
+			return 0, usagef("--queue %s leaves no room: use at least one frame, or a size such as 1MiB", s)
+		}
+		return 0, usagef("--queue %q is too large: use at most 1GiB", s)
+	}
+	unit := strings.TrimSpace(t[i:])
+	mult := int64(0)
+	switch strings.ToLower(unit) {
+	case "":
+		mult = int64(frameSize) // frames
+	case "b":
+		mult = 1
+	case "k", "kib":
+		mult = 1 << 10
+	case "m", "mib":
+		mult = 1 << 20
+	case "g", "gib":
+		mult = 1 << 30
+	case "kb":
+		mult = 1000
+	case "mb":
+		mult = 1000_000
+	case "gb":
+		mult = 1000_000_000
+	default:
+		return bad()
+	}
+	if n > pipeline.MaxQueueBytes/mult {
+		return 0, usagef("--queue %q is too large: use at most 1GiB", s)
+	}
+	return int(n * mult), nil
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -180,6 +182,11 @@ func TestSourceBadInput(t *testing.T) {
 		{[]string{"--align", "sideways"}, 2, `--align "sideways"`},
 		{[]string{"--pad", "256"}, 2, `--pad "256"`},
 		{[]string{"--stats-interval", "-1s"}, 2, "--stats-interval -1s"},
+		{[]string{"--queue", "lots"}, 2, `--queue "lots" is not a size or a number of frames: use a size with its unit, such as 4MiB`},
+		{[]string{"--queue", "4XB"}, 2, `--queue "4XB" is not a size`},
+		{[]string{"--queue", "0"}, 2, "--queue 0 leaves no room: use at least one frame"},
+		{[]string{"--queue", "2GiB"}, 2, "too large: use at most 1GiB"},
+		{[]string{"--queue", "99999999999999999999"}, 2, "too large"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -320,20 +327,102 @@ func TestUDPListensOnLoopbackByDefault(t *testing.T) {
 	}
 }
 
-// A burst of datagrams into a device that has stopped reading: the queue
-// fills, datagrams are dropped, and every one is accounted for.
-func TestUDPBurstIntoStalledDevice(t *testing.T) {
-	f := newFake(t, devicetest.Options{})
-	run, addr := udpSend(t, f.Path(), "--queue", "4", "--drain-timeout", "2s", "--summary", "json")
-	conn, _ := net.DialUDP("udp", nil, addr)
+// burst sends n seven-byte datagrams, numbered, as fast as the socket takes
+// them.
+func burst(t *testing.T, addr *net.UDPAddr, n int) {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer conn.Close()
-	const n = 20000
+	start := time.Now()
 	for k := range n {
-		conn.Write([]byte{byte(k), byte(k >> 8), 2, 3, 4, 5, 6})
-		if k%50 == 49 {
-			time.Sleep(time.Millisecond) // within what the socket buffer holds
+		if _, err := conn.Write(numbered(k)); err != nil {
+			t.Fatalf("datagram %d: %v", k, err)
 		}
 	}
+	t.Logf("sent %d datagrams in %v (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+}
+
+// udpSummary is the part of the JSON summary the burst tests check.
+type udpSummary struct {
+	Frames, Datagrams, Dropped, Unsent, Refused int64
+	KernelDropped                               int64 `json:"kernel_dropped"`
+	QueueHigh                                   int64 `json:"queue_high_bytes"`
+}
+
+func lastSummary(t *testing.T, stderr string) udpSummary {
+	t.Helper()
+	var st udpSummary
+	line := stderr[strings.LastIndex(strings.TrimSpace(stderr), "\n")+1:]
+	if err := jsonUnmarshal(line, &st); err != nil {
+		t.Fatalf("summary %q: %v", line, err)
+	}
+	return st
+}
+
+// The burst a new user tried first: 20,000 seven-byte datagrams from a fast
+// sender on loopback, default flags. Every one arrives, in order.
+func TestUDPBurstArrivesWhole(t *testing.T) {
+	const n = 20000
+	for run := range 3 {
+		f := newFake(t, devicetest.Options{})
+		stop := make(chan struct{})
+		got := drain(f, stop, 200*time.Millisecond)
+		fs, addr := udpSend(t, f.Path(), "--count", fmt.Sprint(n), "--summary", "json")
+		burst(t, addr, n)
+		code := fs.wait(t, 20*time.Second)
+		close(stop)
+		data := <-got
+		if code != 0 {
+			t.Fatalf("run %d: exit %d after %d of %d frames arrived: %s", run, code, len(data)/7, n, fs.stderr.String())
+		}
+		st := lastSummary(t, fs.stderr.String())
+		if ks := frames(t, data); len(ks) != n || st.Datagrams != n || st.Dropped != 0 || st.KernelDropped != 0 {
+			t.Fatalf("run %d: %d of %d arrived; datagrams in %d, dropped %d, kernel dropped %d", run, len(ks), n, st.Datagrams, st.Dropped, st.KernelDropped)
+		} else {
+			inOrder(t, ks, n)
+		}
+	}
+}
+
+// The same burst into a device that reads nothing until the burst is over:
+// well inside the default queue, so nothing is lost either.
+func TestUDPBurstIntoStalledDevice(t *testing.T) {
+	const n = 20000
+	f := newFake(t, devicetest.Options{})
+	run, addr := udpSend(t, f.Path(), "--count", fmt.Sprint(n), "--summary", "json")
+	burst(t, addr, n)
+	time.Sleep(300 * time.Millisecond)
+	// Now the device reads again, at full speed.
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	code := run.wait(t, 20*time.Second)
+	close(stop)
+	data := <-got
+	if code != 0 {
+		t.Fatalf("exit %d after %d of %d frames arrived: %s", code, len(data)/7, n, run.stderr.String())
+	}
+	st := lastSummary(t, run.stderr.String())
+	ks := frames(t, data)
+	if len(ks) != n || st.Dropped != 0 || st.KernelDropped != 0 {
+		t.Fatalf("%d of %d arrived; dropped %d, kernel dropped %d", len(ks), n, st.Dropped, st.KernelDropped)
+	}
+	inOrder(t, ks, n)
+	if st.QueueHigh < 100_000 {
+		t.Errorf("queue high-water %d bytes: the stalled device should have held most of the 140,000 bytes on the queue", st.QueueHigh)
+	}
+}
+
+// A burst larger than the queue into a stalled device: datagrams are
+// dropped, and every one is accounted for, including any the kernel drops
+// before framesend reads them.
+func TestUDPOverflowIsCountedExactly(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	run, addr := udpSend(t, f.Path(), "--queue", "1000", "--drain-timeout", "2s", "--summary", "json")
+	const n = 20000
+	burst(t, addr, n)
 	time.Sleep(300 * time.Millisecond)
 	run.cmd.Process.Signal(syscall.SIGINT)
 	// Now the device reads again, at full speed.
@@ -344,25 +433,16 @@ func TestUDPBurstIntoStalledDevice(t *testing.T) {
 	}
 	close(stop)
 	data := <-got
-	var st struct {
-		Frames, Datagrams, Dropped, Unsent int64
-	}
-	line := run.stderr.String()[strings.LastIndex(strings.TrimSpace(run.stderr.String()), "\n")+1:]
-	if err := jsonUnmarshal(line, &st); err != nil {
-		t.Fatalf("summary %q: %v", line, err)
-	}
+	st := lastSummary(t, run.stderr.String())
 	if len(data)%7 != 0 || int64(len(data)/7) != st.Frames {
 		t.Fatalf("far end got %d bytes, summary says %d frames: a frame was split or lost", len(data), st.Frames)
 	}
-	// The device is stalled, so framesend must drop; what the kernel drops
-	// before framesend reads it is the socket's business, not counted here.
-	if st.Datagrams > n || st.Datagrams < n/2 {
-		t.Errorf("datagrams in = %d of %d sent", st.Datagrams, n)
-	} else if st.Datagrams < n {
-		t.Logf("the kernel dropped %d datagrams before framesend read them", n-st.Datagrams)
+	if st.Dropped == 0 || st.Frames+st.Dropped+st.Unsent != st.Datagrams || st.Datagrams+st.KernelDropped != n {
+		t.Errorf("sent %d + dropped %d + unsent %d (of %d in) + kernel dropped %d != %d sent: drops not counted exactly",
+			st.Frames, st.Dropped, st.Unsent, st.Datagrams, st.KernelDropped, n)
 	}
-	if st.Dropped == 0 || st.Frames+st.Dropped+st.Unsent != st.Datagrams {
-		t.Errorf("sent %d + dropped %d + unsent %d != %d in: drops not counted exactly", st.Frames, st.Dropped, st.Unsent, st.Datagrams)
+	if st.QueueHigh > 7000 {
+		t.Errorf("queue high-water %d bytes, over the 1000 frames of 7 bytes asked for", st.QueueHigh)
 	}
 	if !strings.Contains(run.stderr.String(), "queue full: dropping datagrams") {
 		t.Errorf("no drop warning in the log: %s", run.stderr.String())
@@ -431,14 +511,82 @@ func TestStatsInterval(t *testing.T) {
 		}
 		lines++
 		var v struct {
-			Frames, Queue, Dropped *int64
-			Rate                   *int64 `json:"frames_per_second"`
+			Frames, Dropped *int64
+			Queue           *int64 `json:"queue_bytes"`
+			KernelDropped   *int64 `json:"kernel_dropped"`
+			Rate            *int64 `json:"frames_per_second"`
 		}
-		if err := jsonUnmarshal(l, &v); err != nil || v.Frames == nil || v.Queue == nil || v.Dropped == nil || v.Rate == nil {
-			t.Errorf("progress line %q lacks frames, frames_per_second, queue or dropped (%v)", l, err)
+		if err := jsonUnmarshal(l, &v); err != nil || v.Frames == nil || v.Queue == nil || v.Dropped == nil || v.Rate == nil || v.KernelDropped == nil {
+			t.Errorf("progress line %q lacks frames, frames_per_second, queue_bytes, dropped or kernel_dropped (%v)", l, err)
 		}
 	}
 	if lines < 2 {
 		t.Errorf("%d progress lines in 0.5 s at a 100 ms interval, want several: %s", lines, stderr)
+	}
+}
+
+func TestParseQueue(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"1MiB", 1 << 20}, {"4MiB", 4 << 20}, {"512KiB", 512 << 10}, {"512k", 512 << 10}, {"65536B", 65536},
+		{"1MB", 1000_000}, {"10 KB", 10_000}, {"1GiB", 1 << 30}, {"10000", 70000}, {"1", 7},
+	}
+	for _, c := range cases {
+		if got, err := parseQueue(c.in, 7); err != nil || got != c.want {
+			t.Errorf("parseQueue(%q) = %d, %v; want %d bytes", c.in, got, err, c.want)
+		}
+	}
+}
+
+// udp:0.0.0.0:PORT takes IPv4 only; udp:[::]:PORT takes both.
+func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback on this machine: %v", err)
+	} else {
+		c.Close()
+	}
+	for _, c := range []struct {
+		spec string
+		want []string // senders whose datagram arrives
+	}{
+		{"udp:0.0.0.0:0", []string{"127.0.0.1"}},
+		{"udp:[::]:0", []string{"127.0.0.1", "::1"}},
+	} {
+		t.Run(c.spec, func(t *testing.T) {
+			f := newFake(t, devicetest.Options{})
+			stop := make(chan struct{})
+			got := drain(f, stop, 200*time.Millisecond)
+			run, m := sendLogged(t, `listening for datagrams"? addr=(\S+)`, "--port", f.Path(), "--source", c.spec, "--frame-size", "10")
+			ap, err := netip.ParseAddrPort(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, from := range []string{"127.0.0.1", "::1"} {
+				conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(from), ap.Port())))
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Write([]byte(from))
+				conn.Close()
+			}
+			time.Sleep(300 * time.Millisecond)
+			run.cmd.Process.Signal(syscall.SIGINT)
+			if code := run.wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d: %s", code, run.stderr.String())
+			}
+			close(stop)
+			var arrived []string
+			for _, fr := range bytes.Split(<-got, []byte{0}) {
+				if len(fr) > 0 {
+					arrived = append(arrived, string(fr))
+				}
+			}
+			slices.Sort(arrived)
+			if !slices.Equal(arrived, c.want) {
+				t.Errorf("bound %s (%s): datagrams arrived from %q, want from %q", c.spec, m[1], arrived, c.want)
+			}
+		})
 	}
 }
