@@ -69,7 +69,9 @@ hil:
 	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hil/framesend-amd64 ./cmd/framesend
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hil/framesend-arm64 ./cmd/framesend
 	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -o bin/hil/modemlines-amd64 ./hil/guest/modemlines
-	$(GO) run ./hil/cmd/hil -framesend-amd64 bin/hil/framesend-amd64 -framesend-arm64 bin/hil/framesend-arm64 -modemlines bin/hil/modemlines-amd64 -run '$(HIL_RUN)'
+	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -o bin/hil/smoketest-amd64 ./hil/smoketest
+	$(GO) run ./hil/cmd/hil -framesend-amd64 bin/hil/framesend-amd64 -framesend-arm64 bin/hil/framesend-arm64 \
+		-modemlines bin/hil/modemlines-amd64 -smoketest bin/hil/smoketest-amd64 -run '$(HIL_RUN)'
 
 lint:
 	$(GO) vet ./...

@@ -208,6 +208,19 @@ func (v *VM) Flush(id string) error {
 	return unix.IoctlSetInt(int(f.Fd()), unix.TCFLSH, unix.TCIFLUSH)
 }
 
+// Bridge wires two pty chardevs together on the host, as a null-modem
+// cable between two of the guest's ports: what the guest sends on one
+// arrives on the other. It lasts until the VM closes.
+func (v *VM) Bridge(a, b string) error {
+	fa, fb := v.ptys[a], v.ptys[b]
+	if fa == nil || fb == nil {
+		return fmt.Errorf("hil: bridge %s and %s: both must be pty chardevs", a, b)
+	}
+	go io.Copy(fa, fb)
+	go io.Copy(fb, fa)
+	return nil
+}
+
 // Cont lets the paused guest run.
 func (v *VM) Cont() error { return v.qmp.call("cont", nil, nil) }
 

@@ -32,6 +32,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	amd64 := fs.String("framesend-amd64", "bin/framesend", "framesend built static for amd64 (the guest's and the host's)")
 	arm64 := fs.String("framesend-arm64", "bin/framesend-arm64", "framesend built static for arm64 (the aarch64 guest's)")
 	modemlines := fs.String("modemlines", "bin/hil/modemlines-amd64", "the guest helper hil/guest/modemlines built static for amd64")
+	smoketest := fs.String("smoketest", "bin/hil/smoketest-amd64", "hil/smoketest built static for amd64")
 	pattern := fs.String("run", "", "run only the scenarios whose name matches this `regexp`")
 	keep := fs.String("keep", "", "keep each scenario's console log in this `directory`")
 	list := fs.Bool("list", false, "list the scenarios and exit")
@@ -79,7 +80,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	}
 
 	cache := hil.OpenCache(stderr)
-	runner := hil.NewRunner(cache, stdout, map[string]string{"amd64": *amd64, "arm64": *arm64}, guests(*modemlines))
+	runner := hil.NewRunner(cache, stdout, map[string]string{"amd64": *amd64, "arm64": *arm64}, guests(*modemlines, *smoketest))
 	defer runner.Close()
 	runner.Keep = *keep
 	start := time.Now()

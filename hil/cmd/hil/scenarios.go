@@ -35,16 +35,17 @@ func packages(arch string) []string {
 // amd64 real udev with the project's rules.
 // modemlines is the guest helper that reads a 16550's modem lines back
 // through its internal loopback (hil/guest/modemlines), built for amd64.
-func guests(modemlines string) map[string]hil.Guest {
+// smoketest is hil/smoketest built for amd64.
+func guests(modemlines, smoketest string) map[string]hil.Guest {
 	return map[string]hil.Guest{
 		"amd64": {Modules: []string{"xhci_pci", "ftdi_sio"}, Udev: true, Rules: []string{"udev/99-framesend.rules"},
-			Files: map[string]string{"usr/bin/modemlines": modemlines}},
+			Files: map[string]string{"usr/bin/modemlines": modemlines, "usr/bin/smoketest": smoketest}},
 		"arm64": {},
 	}
 }
 
 func scenarios() []hil.Scenario {
-	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), arm64PL011()}
+	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), x86Smoketest(), arm64PL011()}
 }
 
 // x86Machine: the console on ttyS0 (a 16550), an FT232 on xHCI and a
@@ -615,5 +616,44 @@ func linesCheck(name, lines string) func(r *hil.Run) (string, error) {
 			return "", fmt.Errorf("%s: exit %d, %q; want exit 0 and %q", name, b.RC, b.Text(), lines)
 		}
 		return lines + " (TIOCM_LOOP, then TIOCMGET)", nil
+	}
+}
+
+// x86Smoketest runs hil/smoketest, the check for real hardware, on the real
+// drivers: the FT232 and the 16550 wired to each other through the host
+// (a null-modem cable made of their two ptys).
+func x86Smoketest() hil.Scenario {
+	return hil.Scenario{
+		Name: "x86-smoketest", Arch: "amd64", Devices: x86Machine,
+		Script: `
+udev_start
+sync_host wired
+wait_host wired
+run smoketest smoketest -framesend framesend -port ` + ftdiByID + ` -far /dev/ttyS1 -frames 2000
+`,
+		Host: func(ctx context.Context, r *hil.Run) error {
+			if err := r.Sync(ctx, "wired"); err != nil {
+				return err
+			}
+			r.VM.Flush("usb0")
+			r.VM.Flush("uart1")
+			if err := r.VM.Bridge("usb0", "uart1"); err != nil {
+				return err
+			}
+			return r.Go("wired")
+		},
+		Checks: []hil.Check{
+			{Name: "adapter-and-16550-crossed", Fn: func(r *hil.Run) (string, error) {
+				b, err := r.GuestBlock("smoketest")
+				if err != nil {
+					return "", err
+				}
+				passed := strings.Count(b.Text(), "PASS  ")
+				if b.RC != 0 || passed != 5 || !strings.Contains(b.Text(), "all checks passed") {
+					return "", fmt.Errorf("smoketest: exit %d, %d checks passed, want exit 0 and 5:\n%s", b.RC, passed, b.Text())
+				}
+				return fmt.Sprintf("%d smoke checks passed (ports, doctor, frames both ways, busy)", passed), nil
+			}},
+		},
 	}
 }
