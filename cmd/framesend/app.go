@@ -27,8 +27,14 @@ const (
 // returns the process's exit code. It writes only to the given streams, so
 // tests can call it with buffers.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
+	out := &checkedWriter{w: stdout}
+	app := newApp(stdin, out, stderr)
 	err := app.RunContext(ctx, args)
+	// Output that could not be written is the failure to report, unless
+	// the command line itself was wrong.
+	if oerr := outputError(out); oerr != nil && exitCode(err) != exitUsage {
+		err = oerr
+	}
 	if err == nil {
 		return exitOK
 	}

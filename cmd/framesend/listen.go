@@ -170,7 +170,7 @@ func listenAction(c *cli.Context) error {
 	start := time.Now()
 	lastData := start
 	buf := make([]byte, 64<<10)
-	var rerr error
+	var rerr, outErr error
 	timedOut := false
 	for c.Context.Err() == nil && !r.done() {
 		n, err := port.Read(buf)
@@ -178,6 +178,12 @@ func listenAction(c *cli.Context) error {
 		if n > 0 {
 			lastData = now
 			r.feed(buf[:n], now)
+			// Each read's frames go out at once: a line waits in the
+			// buffer only while more of the same read is being printed.
+			if werr := r.out.Flush(); werr != nil {
+				outErr = werr
+				break
+			}
 		}
 		if err != nil {
 			rerr = err
@@ -188,8 +194,20 @@ func listenAction(c *cli.Context) error {
 			break
 		}
 	}
-	r.out.Flush()
-	fmt.Fprintf(c.App.ErrWriter, "framesend: listened on %s for %.3f s: %s\n", path, time.Since(start).Seconds(), r.summary())
+	if outErr == nil {
+		outErr = r.out.Flush()
+	}
+	summary := r.summary()
+	if outErr != nil {
+		summary += "; stopped: stdout closed"
+		if !stdoutClosed(outErr) {
+			summary = r.summary() + "; stopped: stdout could not be written"
+		}
+	}
+	fmt.Fprintf(c.App.ErrWriter, "framesend: listened on %s for %.3f s: %s\n", path, time.Since(start).Seconds(), summary)
+	if outErr != nil && !stdoutClosed(outErr) {
+		return outputError(c.App.Writer)
+	}
 
 	if rerr != nil {
 		return failure{rerr}

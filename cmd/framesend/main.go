@@ -14,6 +14,9 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// A closed stdout is then an EPIPE from write, which ends a command
+	// cleanly, instead of a SIGPIPE that kills it before its summary.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go func() {
 		<-sigs
 		cancel() // the first signal stops cleanly: queued frames are sent
