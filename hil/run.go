@@ -115,6 +115,13 @@ func (h *HostRun) Wait(timeout time.Duration) error {
 	}
 }
 
+// Stop ends the host run as a user would, with SIGINT (framesend then
+// exits 0 with its summary), and waits for it.
+func (h *HostRun) Stop(timeout time.Duration) error {
+	h.cmd.Process.Signal(os.Interrupt)
+	return h.Wait(timeout)
+}
+
 // GuestBlock returns the guest's block NAME, or an error if the guest never
 // printed it.
 func (r *Run) GuestBlock(name string) (*Block, error) {
@@ -228,7 +235,7 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 	fail := func(what string, err error, vm *VM) bool {
 		fmt.Fprintf(rn.Out, "FAIL  %-44s %5.1fs  %s: %v\n", s.Name, time.Since(start).Seconds(), what, err)
 		if vm != nil {
-			fmt.Fprintf(rn.Out, "----- %s: last lines of the guest's console -----\n%s\n-----\n", s.Name, vm.Tail(60))
+			rn.diagnose(s.Name, vm)
 		}
 		return false
 	}
@@ -322,9 +329,34 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 	}
 	fmt.Fprintf(rn.Out, "%s  %-44s %5.1fs  boot %.1fs, %d checks\n", verdict, s.Name, time.Since(start).Seconds(), booted.Seconds(), len(s.Checks))
 	if !passed {
-		fmt.Fprintf(rn.Out, "----- %s: last lines of the guest's console -----\n%s\n-----\n", s.Name, vm.Tail(60))
+		rn.diagnose(s.Name, vm)
 	}
 	return passed
+}
+
+// diagnose prints the end of the guest's console for a failure: the
+// scenario's own lines and the kernel's log (the guest prints dmesg last)
+// apart, so neither hides the other.
+func (rn *Runner) diagnose(name string, vm *VM) {
+	var own, kernel []string
+	for _, l := range strings.Split(vm.Tail(100000), "\n") {
+		if strings.HasPrefix(l, "@@| dmesg ") {
+			kernel = append(kernel, strings.TrimPrefix(l, "@@| dmesg "))
+		} else {
+			own = append(own, l)
+		}
+	}
+	tail := func(l []string, n int) string {
+		if len(l) > n {
+			l = l[len(l)-n:]
+		}
+		return strings.Join(l, "\n")
+	}
+	fmt.Fprintf(rn.Out, "----- %s: the guest's console, last 40 lines -----\n%s\n", name, tail(own, 40))
+	if len(kernel) > 0 {
+		fmt.Fprintf(rn.Out, "----- %s: the guest's dmesg, last 25 lines -----\n%s\n", name, tail(kernel, 25))
+	}
+	fmt.Fprintln(rn.Out, "-----")
 }
 
 // hostArch is the host's architecture in Debian's (and Go's) words.

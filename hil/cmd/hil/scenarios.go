@@ -352,6 +352,10 @@ func checkDoctor(r *hil.Run) (string, error) {
 // without --reconnect (exit 1, naming the device), then with it while
 // another process holds the old node, so the kernel names the returning
 // adapter ttyUSB1 and only the udev link follows it.
+// recoFrames at 2,000 frames/s last 4 s: the unplug comes at about 0.7 s
+// and the replug 0.3 s later, with time to spare on a loaded machine.
+const recoFrames = "8000"
+
 func x86Hotplug() hil.Scenario {
 	return hil.Scenario{
 		Name: "x86-ftdi-hotplug", Arch: "amd64", Devices: x86Machine,
@@ -368,10 +372,11 @@ run node1 readlink -f ` + ftdiLink + `
 
 start holder sh -c 'exec 3</dev/ttyUSB0; echo held; exec sleep 60'
 wait_open /dev/ttyUSB0 holder
-start reco framesend send --port ` + ftdiLink + ` --reconnect --reconnect-timeout 30s --frame-size 16 --rate 2000 --count 6000 --summary json
+start reco framesend send --port ` + ftdiLink + ` --reconnect --reconnect-timeout 30s --frame-size 16 --rate 2000 --count ` + recoFrames + ` --summary json
 wait_open /dev/ttyUSB0 reco
 sync_host unplug2
 finish reco
+sync_host reco_done
 udevadm settle
 run node2 readlink -f ` + ftdiLink + `
 run nodes ls /dev/
@@ -402,7 +407,7 @@ wait_host finished
 			}
 			h1.Wait(0)
 			r.VM.Flush("usb0")
-			h2, err := r.Start("listen2", "listen", "--port", r.VM.Pty("usb0"), "--frame-size", "16", "--expect", "counter", "--quiet", "--timeout", "2s")
+			h2, err := r.Start("listen2", "listen", "--port", r.VM.Pty("usb0"), "--frame-size", "16", "--expect", "counter", "--quiet")
 			if err != nil {
 				return err
 			}
@@ -417,7 +422,11 @@ wait_host finished
 			if err := plugFTDI(r); err != nil {
 				return err
 			}
-			if err := h2.Wait(60 * time.Second); err != nil {
+			if err := r.Sync(ctx, "reco_done"); err != nil {
+				return err
+			}
+			time.Sleep(500 * time.Millisecond) // the last frames cross the pty
+			if err := h2.Stop(10 * time.Second); err != nil {
 				return err
 			}
 			// The guest powers off (closing the pty) only after the far end
@@ -478,9 +487,10 @@ func checkReconnect(r *hil.Run) (string, error) {
 	if rc, _ := sum["reconnects"].(float64); rc != 1 {
 		return "", fmt.Errorf("summary reconnects = %v, want 1:\n%s", sum["reconnects"], b.Text())
 	}
+	want, _ := strconv.Atoi(recoFrames)
 	sent, _ := sum["frames"].(float64)
-	if sent != 6000 {
-		return "", fmt.Errorf("summary frames = %v, want 6000:\n%s", sum["frames"], b.Text())
+	if int(sent) != want {
+		return "", fmt.Errorf("summary frames = %v, want %d:\n%s", sum["frames"], want, b.Text())
 	}
 	h, err := r.HostBlock("listen2")
 	if err != nil {
@@ -491,10 +501,10 @@ func checkReconnect(r *hil.Run) (string, error) {
 		return "", fmt.Errorf("host listen (16-byte counter frames): exit %d, want 0 with the stream verified:\n%s", h.RC, h.Text())
 	}
 	got, _ := strconv.Atoi(m[1])
-	if got > 6000 || got < 1000 {
-		return "", fmt.Errorf("host received %d frames of 6000 sent", got)
+	if got > want || got < want/2 {
+		return "", fmt.Errorf("host received %d frames of %d sent", got, want)
 	}
-	return fmt.Sprintf("6000 sent, %d received whole and in order, %d lost at the unplug, resent %v", got, 6000-got, sum["resent"]), nil
+	return fmt.Sprintf("%d sent, %d received whole and in order, %d lost at the unplug, resent %v", want, got, want-got, sum["resent"]), nil
 }
 
 // arm64PL011: the aarch64 virt machine's PL011 (amba-pl011, a Pi's ttyAMA0
