@@ -7,8 +7,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
 )
+
+// UdevLibraries are the packages holding what Debian 12's udevadm links
+// (with what those link), for a guest of another architecture than the
+// host's, where ldd cannot say.
+var UdevLibraries = []string{"libc6", "libacl1", "libblkid1", "libcap2", "libkmod2", "libselinux1", "libzstd1", "liblzma5", "libssl3", "libpcre2-8-0"}
 
 //go:embed guest/init
 var guestInit []byte
@@ -21,7 +28,7 @@ var guestLib []byte
 type Guest struct {
 	Modules   []string          // modules to load at boot, with what they need
 	Framesend string            // host path of framesend built for the guest's arch
-	Udev      bool              // Debian's systemd-udevd and udevadm (amd64 only: its libraries come from the host)
+	Udev      bool              // Debian's systemd-udevd and udevadm; on a foreign arch, fetch its libraries' packages too (UdevLibraries)
 	Rules     []string          // host files put in /etc/udev/rules.d
 	Files     map[string]string // more files: guest path -> host path
 }
@@ -72,8 +79,21 @@ func (g Guest) Build(ctx context.Context, d *Dist, out string) error {
 			return err
 		}
 		r.Symlink("lib/systemd/systemd-udevd", "/bin/udevadm")
-		if err := r.Libraries(ctx, adm); err != nil {
-			return err
+		if d.Arch == runtime.GOARCH {
+			if err := r.Libraries(ctx, adm); err != nil {
+				return err
+			}
+		} else {
+			// ldd cannot run a foreign binary: the libraries come from
+			// the architecture's own packages, fetched with it.
+			var roots []string
+			for _, root := range d.Packages {
+				roots = append(roots, root)
+			}
+			sort.Strings(roots)
+			if err := r.ELFLibraries(adm, roots); err != nil {
+				return err
+			}
 		}
 		// Debian's serial rules only: the default rules (50-udev-default)
 		// would give every tty group dialout and hide what ours do.

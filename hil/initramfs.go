@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -156,6 +157,87 @@ func (r *Initramfs) Libraries(ctx context.Context, exe string) error {
 		}
 	}
 	return nil
+}
+
+// ELFLibraries adds the shared libraries an executable of another
+// architecture needs (its DT_NEEDED entries, followed recursively, and its
+// program interpreter), found in the unpacked package roots: ldd cannot
+// run a foreign binary.
+func (r *Initramfs) ELFLibraries(exe string, roots []string) error {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return fmt.Errorf("hil: %s: %w", exe, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return err
+			}
+			interp := strings.TrimRight(string(b), "\x00")
+			src, err := findLib(path.Base(interp), roots)
+			if err != nil {
+				return fmt.Errorf("hil: %s's interpreter: %w", exe, err)
+			}
+			if err := r.File(interp, src, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var walk func(string) error
+	walk = func(file string) error {
+		f, err := elf.Open(file)
+		if err != nil {
+			return fmt.Errorf("hil: %s: %w", file, err)
+		}
+		needed, err := f.ImportedLibraries()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("hil: %s: %w", file, err)
+		}
+		for _, n := range needed {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			src, err := findLib(n, roots)
+			if err != nil {
+				return fmt.Errorf("hil: %s needs %s: %w", exe, n, err)
+			}
+			if err := r.File(path.Join("lib", filepath.Base(filepath.Dir(src)), n), src, 0o755); err != nil {
+				return err
+			}
+			if err := walk(src); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(exe)
+}
+
+// findLib looks for a library by file name in the multiarch library
+// directories of the unpacked packages.
+func findLib(name string, roots []string) (string, error) {
+	for _, root := range roots {
+		for _, dir := range []string{"lib", "usr/lib"} {
+			matches, _ := filepath.Glob(filepath.Join(root, dir, "*-linux-gnu", name))
+			if len(matches) > 0 {
+				return matches[0], nil
+			}
+			if p := filepath.Join(root, dir, name); fileExists(p) {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s is in none of the fetched packages (add its package to the guest's list)", name)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func clean(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }

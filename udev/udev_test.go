@@ -217,11 +217,13 @@ func usbSerial(kernel, vid, serial, driver string) device {
 	return device{kernel: kernel, subsystem: "tty", attrs: map[string]string{"idVendor": vid}, drivers: []string{driver, "usb"}, env: env}
 }
 
-// The FT232 (group, mode, /dev/framesend and by-id links) and a PC's 16550
-// that must be left alone are no longer simulated here: make hil runs these
-// rules in Debian's own systemd-udevd on the real ftdi_sio and 8250 drivers
-// (hil/cmd/hil, scenario x86-ftdi-16550). What QEMU cannot emulate (other
-// vendors' adapters, the Pi's UARTs, a USB disk) stays on this evaluator.
+// The FT232 (group, mode, /dev/framesend and by-id links), a PC's 16550
+// that must be left alone, and the PL011 (ttyAMA0 on the uart-pl011
+// driver, the Pi's) are no longer simulated here: make hil runs these rules
+// in Debian's own systemd-udevd on the real ftdi_sio, 8250 and amba-pl011
+// drivers (hil/cmd/hil, scenarios x86-ftdi-16550 and arm64-pl011). What
+// QEMU cannot emulate (other vendors' adapters, the Pi's mini-UART, a USB
+// disk) stays on this evaluator.
 func TestRulesMatchTheAdapters(t *testing.T) {
 	rules := parseRules(t, "99-framesend.rules")
 	cases := []struct {
@@ -232,7 +234,6 @@ func TestRulesMatchTheAdapters(t *testing.T) {
 		{"CH340 without serial", usbSerial("ttyUSB1", "1a86", "", "ch341-uart"), "framesend/1a86-pci-0000_00_14_0-usb-0_2_1_0"},
 		{"CP210x", usbSerial("ttyUSB2", "10c4", "0001", "cp210x"), "framesend/10c4-0001"},
 		{"PL2303", usbSerial("ttyUSB3", "067b", "", "pl2303"), "framesend/067b-pci-0000_00_14_0-usb-0_2_1_0"},
-		{"Pi PL011", device{kernel: "ttyAMA0", subsystem: "tty", drivers: []string{"uart-pl011"}}, "framesend/ttyAMA0"},
 		{"Pi mini-UART", device{kernel: "ttyS0", subsystem: "tty", drivers: []string{"bcm2835-aux-uart"}}, "framesend/ttyS0"},
 		{"Arduino (another vendor)", usbSerial("ttyACM0", "2341", "85736323", "cdc_acm"), ""},
 		{"a USB disk of an FTDI vendor ID", device{kernel: "sda", subsystem: "block", attrs: map[string]string{"idVendor": "0403"}}, ""},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,10 @@ const (
 // packages are the Debian packages each architecture's guest is built from
 // (besides the kernel).
 func packages(arch string) []string {
-	if arch == "amd64" {
+	if arch == runtime.GOARCH {
 		return []string{"busybox-static", "udev"}
 	}
-	return []string{"busybox-static"}
+	return append([]string{"busybox-static", "udev"}, hil.UdevLibraries...)
 }
 
 // guests are the guest images: the modules each loads at boot, and on
@@ -40,7 +41,7 @@ func guests(modemlines, smoketest string) map[string]hil.Guest {
 	return map[string]hil.Guest{
 		"amd64": {Modules: []string{"xhci_pci", "ftdi_sio"}, Udev: true, Rules: []string{"udev/99-framesend.rules"},
 			Files: map[string]string{"usr/bin/modemlines": modemlines, "usr/bin/smoketest": smoketest}},
-		"arm64": {},
+		"arm64": {Udev: true, Rules: []string{"udev/99-framesend.rules"}},
 	}
 }
 
@@ -519,8 +520,12 @@ func arm64PL011() hil.Scenario {
 			m.Extra = []string{"-serial", "chardev:pl011"}
 		},
 		Script: `
+udev_start
 run driver readlink /sys/class/tty/ttyAMA0/device/driver
-run ports framesend ports --json
+run stat_ama0 stat -c '%U %G %a' /dev/ttyAMA0
+run link_ama0 readlink -f /dev/framesend/ttyAMA0
+run framesend_links ls /dev/framesend
+run stat_s0 stat -c '%U %G %a' /dev/ttyS0
 sync_host g2h
 wait_host g2h
 run send framesend send --port /dev/ttyAMA0 --count ` + n + `
@@ -562,6 +567,28 @@ finish listen
 					return "", fmt.Errorf("ttyAMA0's driver = %q, want uart-pl011", b.Text())
 				}
 				return "ttyAMA0 bound by uart-pl011 (amba-pl011.c)", nil
+			}},
+			{Name: "udev-pl011-dialout-link", Fn: func(r *hil.Run) (string, error) {
+				if err := want(r, "stat_ama0", 0, "root dialout 660"); err != nil {
+					return "", err
+				}
+				if err := want(r, "link_ama0", 0, "/dev/ttyAMA0"); err != nil {
+					return "", err
+				}
+				return "/dev/ttyAMA0 root:dialout 0660, /dev/framesend/ttyAMA0 → ttyAMA0 (the Pi UART rule, matched by driver uart-pl011)", nil
+			}},
+			{Name: "udev-pci-16550-untouched", Fn: func(r *hil.Run) (string, error) {
+				if err := want(r, "framesend_links", 0, "ttyAMA0"); err != nil {
+					return "", fmt.Errorf("/dev/framesend holds more than the PL011: %v", err)
+				}
+				b, err := r.GuestBlock("stat_s0")
+				if err != nil {
+					return "", err
+				}
+				if strings.Contains(b.Text(), "dialout") {
+					return "", fmt.Errorf("the console's ttyS0 (a PCI 16550) is %q: the rules gave it group dialout", b.Text())
+				}
+				return "ttyS0 (PCI 16550, the console) stays " + b.Text(), nil
 			}},
 			{Name: "frames-guest-to-host", Fn: framesCheckN("send", "listen", true, 5000)},
 			{Name: "frames-host-to-guest", Fn: framesCheckN("listen", "send", false, 5000)},
