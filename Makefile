@@ -54,8 +54,9 @@ soak:
 
 # One table: framesend against raw write(2) loops on the same pty (each its
 # own process, medians of interleaved runs), line rate on slow fakes, pacing,
-# footprint, the Pi builds under qemu, and the pipeline's Go benchmarks.
-# Also saved to bench-results.md. About three minutes.
+# UDP against socat and MQTT against mosquitto_sub (side by side), footprint,
+# the Pi builds under qemu, and the pipeline's Go benchmarks.
+# Also saved to bench-results.md. About four minutes.
 bench: build
 	$(GO) run ./bench -framesend $(BIN) -out bench-results.md
 

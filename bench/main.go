@@ -34,7 +34,25 @@ func main() {
 	raw := flag.Int("raw", 0, "internal: be the raw writer, SIZE bytes per write(2)")
 	port := flag.String("port", "", "internal: the raw writer's port")
 	total := flag.Int64("bytes", 0, "internal: the raw writer's byte count")
+	udpTo := flag.String("udp-send", "", "internal: be the UDP sender, to this address")
+	udpN := flag.Int("udp-n", 0, "internal: the UDP sender's datagram count")
+	udpRate := flag.Float64("udp-rate", 0, "internal: the UDP sender's rate (0: as fast as it can)")
+	only := flag.String("only", "", "measure only these rows: udp, mqtt (comma-separated)")
 	flag.Parse()
+	if *udpTo != "" {
+		if err := udpSender(*udpTo, *udpN, *udpRate); err != nil {
+			fmt.Fprintln(os.Stderr, "udp sender:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *only != "" {
+		if err := measureOnly(*framesend, *only, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *raw > 0 {
 		if err := rawWriter(*port, *raw, *total); err != nil {
 			fmt.Fprintln(os.Stderr, "raw writer:", err)
@@ -272,6 +290,14 @@ func measure(framesend string, runs int, outPath string) error {
 		fmt.Fprintf(&t, "| %d baud, %.1f s measured | %.1f frames/s | %.1f frames/s | %.4f | %s | %.2f%% (%v CPU for %.1f s of line time) |\n",
 			r.baud, r.seconds, r.nominal, r.achieved, r.achieved/r.nominal, intact, r.cpuShare*100, r.sendCPU.Round(time.Millisecond), float64(r.sendCount*7)/(float64(r.baud)/10))
 		fmt.Fprintf(os.Stderr, "line rate %d done\n", lr.baud)
+	}
+
+	// Datagrams: UDP against socat, MQTT against mosquitto_sub.
+	if err := udpRows(&t, self, framesend, 5); err != nil {
+		return err
+	}
+	if err := mqttRows(&t, framesend, 3); err != nil {
+		return err
 	}
 
 	// Footprint.

@@ -531,3 +531,65 @@ func mustLog(t *testing.T, re string, args ...string) *logged {
 	r, _ := sendLogged(t, re, args...)
 	return r
 }
+
+// A message larger than a queue block (70,000 bytes) is sent whole, and is
+// acknowledged only once its last byte is written: killed before that,
+// framesend gets it again.
+func TestMQTTLargeMessageIsSentWhole(t *testing.T) {
+	b := startBroker(t, "")
+	big := make([]byte, 70_000) // 10,000 frames of 7 bytes
+	for i := range big {
+		big[i] = byte(i*7 + i/251)
+	}
+	pub := b.client("pub")
+	topic := "lab/big"
+
+	// A device that reads nothing: the message cannot be written whole.
+	stalled := newFake(t, devicetest.Options{})
+	first, _ := sendLogged(t, subscribed, "--port", stalled.Path(), "--source", b.url(topic), "--client-id", "big")
+	if tok := pub.Publish(topic, 1, false, big); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	publish(t, pub, topic, 1, 2)
+	time.Sleep(500 * time.Millisecond)
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 5*time.Second)
+
+	// The next run, on a device that reads, gets it again, whole.
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 300*time.Millisecond)
+	second, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url(topic), "--client-id", "big", "--summary", "json")
+	time.Sleep(time.Second)
+	second.cmd.Process.Signal(syscall.SIGINT)
+	if code := second.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, second.stderr.String())
+	}
+	close(stop)
+	data := <-got
+	if want := append(append([]byte(nil), big...), numbered(1)...); !bytes.Equal(data, want) {
+		t.Fatalf("far end got %d bytes, want the 70,000-byte message whole and then message 1 (first difference at %d): %s",
+			len(data), firstDiff(data, want), second.stderr.String())
+	}
+	var st struct{ Datagrams, Dropped, Refused int64 }
+	out := strings.TrimSpace(second.stderr.String())
+	if err := jsonUnmarshal(out[strings.LastIndex(out, "\n")+1:], &st); err != nil || st.Datagrams != 2 || st.Dropped != 0 || st.Refused != 0 {
+		t.Errorf("summary: %+v (%v), want 2 datagrams, none dropped or refused", st, err)
+	}
+	if strings.Contains(second.stderr.String(), "WARN") {
+		t.Errorf("a warning about a whole message: %s", second.stderr.String())
+	}
+
+	// Both were acknowledged: a third run gets nothing.
+	f3 := newFake(t, devicetest.Options{})
+	stop3 := make(chan struct{})
+	got3 := drain(f3, stop3, 200*time.Millisecond)
+	third, _ := sendLogged(t, subscribed, "--port", f3.Path(), "--source", b.url(topic), "--client-id", "big")
+	time.Sleep(time.Second)
+	third.cmd.Process.Signal(syscall.SIGINT)
+	third.wait(t, 10*time.Second)
+	close(stop3)
+	if data := <-got3; len(data) != 0 {
+		t.Errorf("a third run got %d bytes: a message was not acknowledged after it was written", len(data))
+	}
+}

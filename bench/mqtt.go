@@ -1,0 +1,225 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/framesend/framesend/device/devicetest"
+)
+
+// mosquitto is a broker of the bench's own on a free loopback port.
+type mosquitto struct {
+	cmd  *exec.Cmd
+	port int
+	dir  string
+}
+
+// startMosquitto starts Mosquitto with extra configuration lines.
+func startMosquitto(bin, extra string) (*mosquitto, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir, err := os.MkdirTemp("", "framesend-mosquitto-*")
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 2000000\n%s\n", port, extra)
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
+	}
+	path := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", path)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	m := &mosquitto{cmd: cmd, port: port, dir: dir}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", m.addr()); err == nil {
+			c.Close()
+			return m, nil
+		}
+	}
+	m.stop()
+	return nil, fmt.Errorf("mosquitto did not listen on %s", m.addr())
+}
+
+func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+
+func (m *mosquitto) stop() {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	m.cmd.Wait()
+	os.RemoveAll(m.dir)
+}
+
+// client connects a paho client; clean false keeps its session.
+func (m *mosquitto) client(id string, clean bool) (mqtt.Client, error) {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + m.addr()).SetClientID(id).SetCleanSession(clean))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("connect %s: %v", id, tok.Error())
+	}
+	return c, nil
+}
+
+// backlog makes a persistent QoS 1 session for id on topic and publishes n
+// numbered messages into it while id is away, so that the receiver under
+// test is measured on messages already waiting, not on the publisher.
+func (m *mosquitto) backlog(pub mqtt.Client, id, topic string, n int) error {
+	sub, err := m.client(id, false)
+	if err != nil {
+		return err
+	}
+	if tok := sub.Subscribe(topic, 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("subscribe: %v", tok.Error())
+	}
+	sub.Disconnect(100)
+	toks := make([]mqtt.Token, 0, n)
+	for k := range n {
+		toks = append(toks, pub.Publish(topic, 1, false, numbered(k)))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+			return fmt.Errorf("publish: %v", tok.Error())
+		}
+	}
+	return nil
+}
+
+// mqttReceive starts argv (which sends to the fake) and returns how long
+// it took from its start to the last of want frames at the far end.
+func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, error) {
+	stop := make(chan struct{})
+	got := readFarEnd(fake, stop, 200*time.Millisecond)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr lockedWriter
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		close(stop)
+		<-got
+		return 0, err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-time.After(120 * time.Second):
+		cmd.Process.Kill()
+		werr = fmt.Errorf("still running after 120 s")
+		<-waited
+	}
+	close(stop)
+	res := <-got
+	if werr != nil || res.frames != want || res.bad != 0 {
+		return 0, fmt.Errorf("%v: %v: %d of %d frames arrived, %d broken: %s", argv, werr, res.frames, want, res.bad, stderr.String())
+	}
+	return res.last.Sub(start), nil
+}
+
+// mqttRows measures QoS 1 messages per second into a pty: framesend's own
+// MQTT source (acknowledged after the write) against mosquitto_sub piped
+// into framesend's stdin source (acknowledged on receipt, no guarantee),
+// with Mosquitto's default in-flight window and a raised one.
+func mqttRows(t io.Writer, framesend string, runs int) error {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		fmt.Fprintf(t, "\n(MQTT rows not measured: mosquitto is not installed)\n")
+		return nil
+	}
+	subBin, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		fmt.Fprintf(t, "\n(MQTT rows not measured: mosquitto_sub is not installed)\n")
+		return nil
+	}
+	const n = 20000
+	fmt.Fprintf(t, "\n| MQTT QoS 1 into a pty, %d waiting 7-byte messages, median of %d | framesend --source mqtt (acknowledged after the write) | mosquitto_sub -q 1 -N \\| framesend --source stdin (acknowledged on receipt) | ratio (target ≥ 0.8) |\n|---|---|---|---|\n", n, runs)
+	for _, w := range []struct {
+		name, conf string
+	}{
+		{"Mosquitto's default max_inflight_messages 20", ""},
+		{"max_inflight_messages 1000", "max_inflight_messages 1000"},
+	} {
+		broker, err := startMosquitto(bin, w.conf)
+		if err != nil {
+			return err
+		}
+		pub, err := broker.client("bench-pub", true)
+		if err != nil {
+			broker.stop()
+			return err
+		}
+		var fr, pr, ratios []float64
+		for run := range runs {
+			fake, err := devicetest.New(devicetest.Options{})
+			if err != nil {
+				return err
+			}
+			id := fmt.Sprintf("bench-fs-%d", run)
+			topic := "bench/" + id
+			if err := broker.backlog(pub, id, topic, n); err != nil {
+				return err
+			}
+			d1, err := mqttReceive(fake, []string{framesend, "send", "--port", fake.Path(), "--source", "mqtt://" + broker.addr() + "/" + topic, "--client-id", id, "--count", strconv.Itoa(n)}, n)
+			if err != nil {
+				return err
+			}
+			id = fmt.Sprintf("bench-sub-%d", run)
+			topic = "bench/" + id
+			if err := broker.backlog(pub, id, topic, n); err != nil {
+				return err
+			}
+			host, port, _ := net.SplitHostPort(broker.addr())
+			shell := fmt.Sprintf("%s -h %s -p %s -q 1 -c -i %s -t %s -N -C %d | %s send --port %s --source stdin", subBin, host, port, id, topic, n, framesend, fake.Path())
+			d2, err := mqttReceive(fake, []string{"sh", "-c", shell}, n)
+			if err != nil {
+				return err
+			}
+			fake.Close()
+			fr = append(fr, n/d1.Seconds())
+			pr = append(pr, n/d2.Seconds())
+			ratios = append(ratios, d2.Seconds()/d1.Seconds())
+		}
+		pub.Disconnect(100)
+		broker.stop()
+		med := func(xs []float64) float64 { s := slices.Clone(xs); slices.Sort(s); return s[len(s)/2] }
+		fmt.Fprintf(t, "| %s | %.0f msgs/s | %.0f msgs/s | × %.2f |\n", w.name, med(fr), med(pr), med(ratios))
+		fmt.Fprintf(os.Stderr, "mqtt %s done\n", w.name)
+	}
+	return nil
+}
+
+// lockedWriter is a buffer safe for the writes of exec's copying goroutine.
+type lockedWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
+}
