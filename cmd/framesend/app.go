@@ -47,11 +47,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Name:    "framesend",
 		Usage:   "send fixed-size binary frames to a serial device",
 		Version: version,
-		Description: "framesend cuts a source (a counter, a file, stdin, hex text, UDP datagrams) into\n" +
-			"frames of --frame-size bytes and writes them, whole and in order, to a serial port:\n" +
-			"a USB-serial adapter, a Raspberry Pi UART or a socat virtual port. Every flag can\n" +
-			"also be set from the environment as FRAMESEND_ and the flag's name in capitals,\n" +
-			"with - as _: FRAMESEND_PORT=/dev/ttyUSB0, FRAMESEND_FRAME_SIZE=16.\n\n" +
+		Description: "framesend cuts a source (a counter, a file, stdin, hex text, UDP datagrams or\n" +
+			"MQTT messages) into frames of --frame-size bytes and writes them, whole and in order,\n" +
+			"to a serial port: a USB-serial adapter, a Raspberry Pi UART or a socat virtual port.\n" +
+			"Every flag can also be set from the environment as FRAMESEND_ and the flag's name in\n" +
+			"capitals, with - as _: FRAMESEND_PORT=/dev/ttyUSB0, FRAMESEND_FRAME_SIZE=16.\n\n" +
 			"Exit codes: 0 success (a stop by SIGINT or SIGTERM included), 1 a failure at run\n" +
 			"time (the port, the device, a failed verification), 2 bad usage.",
 		Reader:               stdin,
@@ -63,6 +63,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
 		Action: func(c *cli.Context) error {
+			if c.Args().First() == "help" {
+				return helpAction(c, c.Args().Tail())
+			}
 			if c.NArg() > 0 {
 				return usagef("no command %q: run framesend --help for the list", c.Args().First())
 			}
@@ -83,6 +86,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		c.OnUsageError = onUsageError
 		c.HideHelpCommand = true
 	}
+	setupHelp(app)
 	return app
 }
 
