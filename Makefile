@@ -22,7 +22,7 @@ CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 FUZZTIME ?= 5s
 FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
 
-.PHONY: all build run test fuzz soak bench lint clean cross man install uninstall deb hil
+.PHONY: all build run test fuzz soak bench fleet-sim lint clean cross man install uninstall deb hil
 
 all: build
 
@@ -73,6 +73,13 @@ hil:
 	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -o bin/hil/smoketest-amd64 ./hil/smoketest
 	$(GO) run ./hil/cmd/hil -framesend-amd64 bin/hil/framesend-amd64 -framesend-arm64 bin/hil/framesend-arm64 \
 		-modemlines bin/hil/modemlines-amd64 -smoketest bin/hil/smoketest-amd64 -run '$(HIL_RUN)'
+
+# A fleet on one machine: one Mosquitto, N senders on pty fakes, a thousand
+# QoS 1 messages to each, ten senders killed mid-stream and restarted; one
+# table of what arrived. make test runs it with N=20.
+N ?= 100
+fleet-sim: build
+	$(GO) run ./bench/fleet -framesend $(BIN) -n $(N)
 
 lint:
 	$(GO) vet ./...

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// requireTool is the project's rule for tests that need a tool: skip where
+// it is missing, unless FRAMESEND_REQUIRE_TOOLS is set (as in CI), then fail.
+func requireTool(t *testing.T, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	msg := fmt.Sprintf("%s is not installed (apt-get install %s); this test needs it", name, pkg)
+	if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
+		t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
+	}
+	t.Skip(msg)
+}
+
+// TestFleetOfTwenty is make fleet-sim with twenty senders: every message
+// at every device, in order, none split, across ten SIGKILLs and restarts,
+// and each killed sender's last will seen.
+func TestFleetOfTwenty(t *testing.T) {
+	requireTool(t, "mosquitto", "mosquitto")
+	bin := filepath.Join(t.TempDir(), "framesend")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/framesend").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var log bytes.Buffer
+	res, err := simulate(options{framesend: bin, senders: 20, messages: 1000, log: &log})
+	var table strings.Builder
+	if res != nil {
+		res.table(&table)
+	}
+	t.Log("\n" + table.String())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if res.delivered != 20*1000 || res.complete != 20 || res.willsSeen != res.killed || res.killed != 10 {
+		t.Errorf("delivered %d of 20000, %d of 20 devices complete, %d of %d last wills (want 10 killed)", res.delivered, res.complete, res.willsSeen, res.killed)
+	}
+	if len(res.rssKiB) != 30 {
+		t.Errorf("peak RSS of %d processes, want 30 (20 senders and 10 restarted)", len(res.rssKiB))
+	}
+}
