@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,7 +28,11 @@ const (
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := &checkedWriter{w: stdout}
 	app := newApp(stdin, out, stderr)
-	err := app.RunContext(ctx, args)
+	app.Metadata = map[string]any{"args": args}
+	err := checkEnv(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	// Output that could not be written is the failure to report, unless
 	// the command line itself was wrong.
 	if oerr := outputError(out); oerr != nil && exitCode(err) != exitUsage {
@@ -100,18 +103,11 @@ func (e usageError) ExitCode() int { return exitUsage }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func onUsageError(c *cli.Context, err error, _ bool) error {
-	msg := strings.Replace(err.Error(), "provided but not defined: -", "provided but not defined: --", 1)
-	if strings.HasPrefix(msg, "invalid value") {
-		// "invalid value "x" for flag -baud: parse error" → name the flag
-		// as users type it and say what it takes.
-		msg = strings.Replace(msg, "for flag -", "for --", 1)
-		msg = strings.TrimSuffix(msg, ": parse error") + ": not a number"
-	}
 	help := "framesend --help"
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		help = "framesend " + c.Command.Name + " --help"
 	}
-	return usageError{fmt.Errorf("%s (see %s)", msg, help)}
+	return usageError{fmt.Errorf("%s (see %s)", usageMessage(c, err.Error()), help)}
 }
 
 // failure is a run-time failure: exit 1.
