@@ -75,3 +75,14 @@ udev_start() {
 	udevadm trigger --action=add
 	udevadm settle --timeout=20
 }
+
+# devices_ready PATH...: wait for each device node (USB devices enumerate
+# after the modules load, so they may not be there yet), then for udev to
+# have finished with them.
+devices_ready() {
+	for p in "$@"; do
+		wait_node "$p" || echo "@@SYNC timeout: no $p"
+	done
+	[ -S /run/udev/control ] && udevadm settle --timeout=20
+	return 0
+}

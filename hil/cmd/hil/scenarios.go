@@ -70,6 +70,7 @@ func x86Devices() hil.Scenario {
 		Name: "x86-ftdi-16550", Arch: "amd64", Devices: x86Machine,
 		Script: `
 udev_start
+devices_ready /dev/ttyUSB0 /dev/ttyS1
 run stat_usb stat -c '%U %G %a' /dev/ttyUSB0
 run stat_s1 stat -c '%U %G %a' /dev/ttyS1
 run framesend_links ls /dev/framesend
@@ -362,6 +363,7 @@ func x86Hotplug() hil.Scenario {
 		Name: "x86-ftdi-hotplug", Arch: "amd64", Devices: x86Machine,
 		Script: `
 udev_start
+devices_ready /dev/ttyUSB0 /dev/ttyS1
 start plain framesend send --port /dev/ttyUSB0 --rate 2000
 wait_open /dev/ttyUSB0 plain
 sync_host unplug1
@@ -521,6 +523,7 @@ func arm64PL011() hil.Scenario {
 		},
 		Script: `
 udev_start
+devices_ready /dev/ttyAMA0
 run driver readlink /sys/class/tty/ttyAMA0/device/driver
 run stat_ama0 stat -c '%U %G %a' /dev/ttyAMA0
 run link_ama0 readlink -f /dev/framesend/ttyAMA0
@@ -605,6 +608,8 @@ func x86Line() hil.Scenario {
 	return hil.Scenario{
 		Name: "x86-line-settings", Arch: "amd64", Devices: x86Machine,
 		Script: `
+udev_start
+devices_ready /dev/ttyUSB0 /dev/ttyS1
 run baud_16550_115200 framesend send --port /dev/ttyS1 --baud 115200 --count 10
 run stty_s1 stty -F /dev/ttyS1 9600
 run baud_16550_921600 framesend send --port /dev/ttyS1 --baud 921600 --count 10
@@ -664,6 +669,7 @@ func x86Smoketest() hil.Scenario {
 		Name: "x86-smoketest", Arch: "amd64", Devices: x86Machine,
 		Script: `
 udev_start
+devices_ready /dev/ttyUSB0 /dev/ttyS1
 sync_host wired
 wait_host wired
 run smoketest smoketest -framesend framesend -port ` + ftdiByID + ` -far /dev/ttyS1 -frames 2000
