@@ -147,12 +147,12 @@ var baudOf = map[uint32]int{
 // Settings is what a tty's termios says about its line, read back from the
 // driver.
 type Settings struct {
-	Baud       int
-	DataBits   int
-	Parity     Parity
-	StopBits   int
-	Flow       Flow
-	HangUp     bool // HUPCL: DTR and RTS drop when the last descriptor closes
+	Baud     int
+	DataBits int
+	Parity   Parity
+	StopBits int
+	Flow     Flow
+	HangUp   bool // HUPCL: DTR and RTS drop when the last descriptor closes
 }
 
 // String gives the settings in the usual short form, with the flow control:

@@ -627,7 +627,7 @@ func TestStopWithAFullQueueCountsEveryByte(t *testing.T) {
 				src := &countingSource{}
 				cfg := config(7, 0)
 				cfg.Source = src
-				cfg.Rate = 1000 // small blocks, 10 ms of frames each
+				cfg.Rate = 1000             // small blocks, 10 ms of frames each
 				cfg.QueueBytes = 2 * 7 * 10 // two blocks of 10 ms
 				cfg.DrainTimeout = drain
 				go func() {

@@ -84,7 +84,7 @@ func TestUDPBindsTheFamilyAsked(t *testing.T) {
 		t.Skipf("no IPv6 loopback here: %v", err)
 	}
 	cases := []struct {
-		bind        string
+		bind         string
 		from4, from6 bool // whether a datagram from 127.0.0.1 / ::1 arrives
 	}{
 		{"0.0.0.0:0", true, false},
