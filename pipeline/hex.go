@@ -2,12 +2,18 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
+
+// bom is the UTF-8 byte-order mark some editors put at the start of a text
+// file; hex input skips it there.
+const bom = "\xef\xbb\xbf"
 
 // HexError is a token a hex source could not read, with where it stands.
 type HexError struct {
@@ -15,9 +21,16 @@ type HexError struct {
 	Line   int    // from 1
 	Column int    // byte offset in the line, from 1
 	Token  string
+	Bytes  int // when not 0: the line holds this many bytes, over MaxDatagram
 }
 
 func (e *HexError) Error() string {
+	if e.Bytes > 0 {
+		return fmt.Sprintf("%s:%d: the line holds %d bytes or more: a line is one datagram, at most %d bytes; split it into lines", e.Name, e.Line, e.Bytes, MaxDatagram)
+	}
+	if strings.HasPrefix(e.Token, bom) {
+		return fmt.Sprintf("%s:%d:%d: a UTF-8 byte-order mark (EF BB BF) in the middle of the input: save the file without it", e.Name, e.Line, e.Column)
+	}
 	return fmt.Sprintf("%s:%d:%d: bad hex byte %q: want two hex digits, such as 0a or 0x0a (# starts a comment)", e.Name, e.Line, e.Column, e.Token)
 }
 
@@ -73,8 +86,9 @@ func unhex(s []byte, i int) (byte, bool) {
 	return 0, false
 }
 
-// maxHexLine bounds a line of hex text: a datagram of MaxDatagram bytes
-// written as "0x00 " tokens.
+// maxHexLine bounds the data part of a line of hex text kept in memory: a
+// datagram of MaxDatagram bytes written as "0x00 " tokens. Comments are not
+// kept, so they may be of any length.
 const maxHexLine = 5*MaxDatagram + 1024
 
 // ParseHex reads all of r as hex text, one datagram per non-blank line, and
@@ -102,43 +116,86 @@ func ParseHex(r io.Reader, name string) ([][]byte, error) {
 type Hex struct {
 	r         io.Reader
 	interrupt interrupt
-	sc        *bufio.Scanner
+	br        *bufio.Reader
 	name      string
 	line      int
 	buf       []byte
+
+	// The line being read, up to its comment; kept across a read that
+	// fails (a deadline), so the line continues on the next call.
+	raw      []byte
+	comment  bool // the rest of the line is a comment
+	overlong bool // the data part of the line passed maxHexLine
 }
 
 // NewHex returns a Hex source reading r; name is what errors call it.
 func NewHex(r io.Reader, name string) *Hex {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxHexLine)
-	return &Hex{r: r, sc: sc, name: name}
+	return &Hex{r: r, br: bufio.NewReaderSize(r, 64<<10), name: name}
 }
 
 // BlockSize makes room for the largest datagram a line can hold.
 func (h *Hex) BlockSize() int { return MaxDatagram }
 
+// readLine reads the next line into h.raw, without its comment, however
+// long the comment. It returns io.EOF only when no line is left.
+func (h *Hex) readLine() error {
+	for {
+		chunk, err := h.br.ReadSlice('\n')
+		if !h.comment {
+			data := chunk
+			if i := bytes.IndexByte(data, '#'); i >= 0 {
+				data, h.comment = data[:i], true
+			}
+			if len(h.raw)+len(data) > maxHexLine {
+				h.overlong = true
+				data = data[:max(0, maxHexLine-len(h.raw))]
+			}
+			h.raw = append(h.raw, data...)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && (len(chunk) > 0 || len(h.raw) > 0 || h.comment):
+			return nil // a last line without a newline
+		}
+		return err
+	}
+}
+
 // next returns the next line's datagram (only valid until the next call).
 func (h *Hex) next() ([]byte, error) {
-	for h.sc.Scan() {
+	for {
+		if err := h.readLine(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: line %d: %w", h.name, h.line+1, err)
+		}
 		h.line++
+		raw := h.raw
+		if h.line == 1 {
+			raw = bytes.TrimPrefix(raw, []byte(bom))
+		}
 		var tok string
 		var col int
-		h.buf, tok, col = ParseHexLine(h.buf[:0], h.sc.Bytes())
+		h.buf, tok, col = ParseHexLine(h.buf[:0], raw)
+		overlong := h.overlong
+		h.raw, h.comment, h.overlong = h.raw[:0], false, false
 		if tok != "" {
 			return nil, &HexError{Name: h.name, Line: h.line, Column: col, Token: tok}
 		}
-		if len(h.buf) > MaxDatagram {
-			return nil, &HexError{Name: h.name, Line: h.line, Column: 1, Token: fmt.Sprintf("(%d bytes)", len(h.buf))}
+		if overlong || len(h.buf) > MaxDatagram {
+			return nil, &HexError{Name: h.name, Line: h.line, Column: 1, Bytes: max(len(h.buf), MaxDatagram+1)}
 		}
 		if len(h.buf) > 0 {
 			return h.buf, nil
 		}
 	}
-	if err := h.sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: line %d: %w", h.name, h.line+1, err)
-	}
-	return nil, io.EOF
 }
 
 // Fill adds the next line's datagram to b. It blocks until a complete line

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/pipeline"
 )
 
 func randomBytes(n int) []byte {
@@ -586,6 +587,50 @@ func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
 			slices.Sort(arrived)
 			if !slices.Equal(arrived, c.want) {
 				t.Errorf("bound %s (%s): datagrams arrived from %q, want from %q", c.spec, m[1], arrived, c.want)
+			}
+		})
+	}
+}
+
+// TestHexLongLinesAndBOM: a comment of any length is fine; a line of more
+// than one datagram is exit 2 with its line number and the limit; a UTF-8
+// byte-order mark at the start is skipped and named elsewhere.
+func TestHexLongLinesAndBOM(t *testing.T) {
+	dir := t.TempDir()
+	long := "# " + strings.Repeat("x", 1<<20) + "\n" // a 1 MiB comment
+	over := strings.Repeat("ab ", pipeline.MaxDatagram+1)
+	huge := strings.Repeat("0xab ", 100000) // 500 KB of data on one line
+	cases := []struct {
+		name, text string
+		code       int
+		want       string // in stderr
+		sent       int    // bytes, when it works
+	}{
+		{"long comment", "01 02 03 04 05 06 07\n" + long + "08 09 0a 0b 0c 0d 0e # " + strings.Repeat("y", 400000) + "\n", 0, "", 14},
+		{"datagram too long", "01\n" + over + "\n", 2, fmt.Sprintf(":2: the line holds %d bytes or more: a line is one datagram, at most %d bytes", pipeline.MaxDatagram+1, pipeline.MaxDatagram), 0},
+		{"line too long", "01\n02\n" + huge + "\n", 2, fmt.Sprintf("bytes or more: a line is one datagram, at most %d bytes", pipeline.MaxDatagram), 0},
+		{"bom at start", "\xef\xbb\xbf01 02 03 04 05 06 07\n", 0, "", 7},
+		{"bom later", "01 02 03 04 05 06 07\n\xef\xbb\xbf08\n", 2, ":2:1: a UTF-8 byte-order mark (EF BB BF)", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".hex")
+			os.WriteFile(path, []byte(c.text), 0o644)
+			for _, src := range []string{"hex:" + path, "hex:-"} {
+				var stdin io.Reader
+				if src == "hex:-" {
+					stdin = strings.NewReader(c.text)
+				}
+				code, stderr, got := sendTo(t, stdin, "--source", src)
+				if code != c.code || !strings.Contains(stderr, c.want) {
+					t.Errorf("%s: exit %d, stderr %q: want %d and %q", src, code, stderr, c.code, c.want)
+				}
+				if c.code == 0 && len(got) != c.sent {
+					t.Errorf("%s: sent %d bytes, want %d", src, len(got), c.sent)
+				}
+				if strings.Contains(stderr, "token too long") {
+					t.Errorf("%s: the scanner's error: %s", src, stderr)
+				}
 			}
 		})
 	}
