@@ -13,7 +13,7 @@ func TestParseBlocks(t *testing.T) {
 		"@@BEGIN ports",
 		"@@| ports [",
 		"@@| ports ]",
-		"@@END ports rc=0",
+		"@@END ports rc=0 s=0.25",
 		"@@BEGIN send",
 		"@@| send framesend: write /dev/ttyUSB0: device disappeared",
 		"junk @@END send rc=1", // a line a kernel message ran into
@@ -24,8 +24,8 @@ func TestParseBlocks(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("blocks = %d (%v), want 2", len(got), got)
 	}
-	if b := got["ports"]; b.RC != 0 || b.Text() != "[\n]" {
-		t.Errorf("ports = %+v, want rc 0 and [ ]", b)
+	if b := got["ports"]; b.RC != 0 || b.Text() != "[\n]" || b.Seconds != 0.25 {
+		t.Errorf("ports = %+v, want rc 0, [ ] and 0.25 s", b)
 	}
 	if b := got["send"]; b.RC != 1 || !strings.Contains(b.Text(), "disappeared") {
 		t.Errorf("send = %+v, want rc 1 and the error", b)

@@ -38,10 +38,12 @@ type Check struct {
 	Fn   func(r *Run) (string, error)
 }
 
-// Block is one command's output and exit code, from the guest or the host.
+// Block is one command's output, exit code and run time, from the guest
+// or the host.
 type Block struct {
-	Lines []string
-	RC    int
+	Lines   []string
+	RC      int
+	Seconds float64
 }
 
 // Text is the block's output as one string.
@@ -53,6 +55,7 @@ type Run struct {
 	Framesend string // the host's framesend, for the far ends
 	Guest     map[string]*Block
 	Host      map[string]*Block
+	read      map[string]bool // blocks the check in progress looked at
 	mu        sync.Mutex
 	wg        sync.WaitGroup
 }
@@ -78,6 +81,7 @@ type HostRun struct {
 // and exit code land in r.Host[name] when it ends. Wait for it with Wait.
 func (r *Run) Start(name string, args ...string) (*HostRun, error) {
 	h := &HostRun{name: name, cmd: exec.Command(r.Framesend, args...), done: make(chan struct{})}
+	start := time.Now()
 	h.cmd.Stdout = &h.out
 	h.cmd.Stderr = &h.out
 	if err := h.cmd.Start(); err != nil {
@@ -94,7 +98,7 @@ func (r *Run) Start(name string, args ...string) (*HostRun, error) {
 				rc = ee.ExitCode()
 			}
 		}
-		b := &Block{Lines: strings.Split(strings.TrimRight(h.out.String(), "\n"), "\n"), RC: rc}
+		b := &Block{Lines: strings.Split(strings.TrimRight(h.out.String(), "\n"), "\n"), RC: rc, Seconds: time.Since(start).Seconds()}
 		r.mu.Lock()
 		r.Host[name] = b
 		r.mu.Unlock()
@@ -126,6 +130,7 @@ func (h *HostRun) Stop(timeout time.Duration) error {
 // printed it.
 func (r *Run) GuestBlock(name string) (*Block, error) {
 	if b, ok := r.Guest[name]; ok {
+		r.read["guest "+name] = true
 		return b, nil
 	}
 	return nil, fmt.Errorf("the guest printed no output for %q (did the scenario stop early?)", name)
@@ -136,6 +141,7 @@ func (r *Run) HostBlock(name string) (*Block, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b, ok := r.Host[name]; ok {
+		r.read["host "+name] = true
 		return b, nil
 	}
 	return nil, fmt.Errorf("the host never ran %q", name)
@@ -165,8 +171,13 @@ func parseBlocks(lines []string) map[string]*Block {
 			}
 		case "END":
 			if b := open[m[2]]; b != nil {
-				if rc, ok := strings.CutPrefix(m[3], "rc="); ok {
-					b.RC, _ = strconv.Atoi(rc)
+				for _, f := range strings.Fields(m[3]) {
+					if rc, ok := strings.CutPrefix(f, "rc="); ok {
+						b.RC, _ = strconv.Atoi(rc)
+					}
+					if sec, ok := strings.CutPrefix(f, "s="); ok {
+						b.Seconds, _ = strconv.ParseFloat(sec, 64)
+					}
 				}
 				blocks[m[2]] = b
 				delete(open, m[2])
@@ -233,7 +244,7 @@ func (rn *Runner) Prepare(ctx context.Context, arch string, packages ...string) 
 func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 	start := time.Now()
 	fail := func(what string, err error, vm *VM) bool {
-		fmt.Fprintf(rn.Out, "FAIL  %-44s %5.1fs  %s: %v\n", s.Name, time.Since(start).Seconds(), what, err)
+		fmt.Fprintf(rn.Out, "FAIL  %-48s %5.1fs  %s: %v\n", s.Name, time.Since(start).Seconds(), what, err)
 		if vm != nil {
 			rn.diagnose(s.Name, vm)
 		}
@@ -290,7 +301,7 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 		return fail("start QEMU", err, nil)
 	}
 	defer vm.Close()
-	r := &Run{VM: vm, Framesend: rn.Framesend[hostArch()], Host: map[string]*Block{}}
+	r := &Run{VM: vm, Framesend: rn.Framesend[hostArch()], Host: map[string]*Block{}, read: map[string]bool{}}
 	if err := vm.Cont(); err != nil {
 		return fail("cont", err, vm)
 	}
@@ -314,20 +325,31 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 	r.Guest = parseBlocks(vm.Lines())
 	passed := true
 	for _, c := range s.Checks {
+		// A check's time is how long the commands it looked at ran
+		// (guest and host side run at once: the longer of the two).
+		r.read = map[string]bool{}
 		detail, err := c.Fn(r)
+		var guest, host float64
+		for k := range r.read {
+			if name, ok := strings.CutPrefix(k, "guest "); ok {
+				guest += r.Guest[name].Seconds
+			} else if name, ok := strings.CutPrefix(k, "host "); ok {
+				host += r.Host[name].Seconds
+			}
+		}
 		name := s.Name + "/" + c.Name
 		if err != nil {
 			passed = false
-			fmt.Fprintf(rn.Out, "FAIL  %-44s         %v\n", name, err)
+			fmt.Fprintf(rn.Out, "FAIL  %-48s %5.1fs  %v\n", name, max(guest, host), err)
 			continue
 		}
-		fmt.Fprintf(rn.Out, "PASS  %-44s         %s\n", name, detail)
+		fmt.Fprintf(rn.Out, "PASS  %-48s %5.1fs  %s\n", name, max(guest, host), detail)
 	}
 	verdict := "PASS"
 	if !passed {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(rn.Out, "%s  %-44s %5.1fs  boot %.1fs, %d checks\n", verdict, s.Name, time.Since(start).Seconds(), booted.Seconds(), len(s.Checks))
+	fmt.Fprintf(rn.Out, "%s  %-48s %5.1fs  boot %.1fs, %d checks\n", verdict, s.Name, time.Since(start).Seconds(), booted.Seconds(), len(s.Checks))
 	if !passed {
 		rn.diagnose(s.Name, vm)
 	}

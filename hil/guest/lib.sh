@@ -1,35 +1,41 @@
 # Helpers for scenario scripts. The host parses these console lines:
-#   @@BEGIN NAME / @@| NAME <output line> / @@END NAME rc=N   one command's output and exit code
+#   @@BEGIN NAME / @@| NAME <output line> / @@END NAME rc=N s=SECONDS
+#                                         one command's output, exit code and run time
 #   @@SYNC NAME                                               the guest reached a point
 # and answers a wait_host NAME with a console line "@@GO NAME".
 
-# emit NAME RC: print /tmp/out.NAME as NAME's block.
+now() { cut -d' ' -f1 /proc/uptime; }
+
+# emit NAME RC START: print /tmp/out.NAME as NAME's block, with its exit
+# code and how long it ran since START (an uptime).
 emit() {
 	echo "@@BEGIN $1"
 	sed "s/^/@@| $1 /" "/tmp/out.$1"
-	echo "@@END $1 rc=$2"
+	echo "@@END $1 rc=$2 s=$(awk "BEGIN { print $(now) - $3 }")"
 }
 
 # run NAME CMD...: run CMD to the end and print its block.
 run() {
 	n=$1
 	shift
+	t=$(now)
 	"$@" >"/tmp/out.$n" 2>&1 </dev/null
-	emit "$n" $?
+	emit "$n" $? "$t"
 }
 
 # start NAME CMD...: run CMD in the background; finish NAME prints its block.
 start() {
 	n=$1
 	shift
+	eval "t_$n=$(now)"
 	"$@" >"/tmp/out.$n" 2>&1 </dev/null &
 	eval "pid_$n=$!"
 }
 
 finish() {
-	eval "p=\$pid_$1"
+	eval "p=\$pid_$1 t=\$t_$1"
 	wait "$p"
-	emit "$1" $?
+	emit "$1" $? "$t"
 }
 
 pid() { eval "echo \$pid_$1"; }

@@ -93,11 +93,11 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 			err = runner.Prepare(ctx, s.Arch, packages(s.Arch)...)
 			prepared[s.Arch] = err
 			if err == nil {
-				fmt.Fprintf(stdout, "      %-44s %5.1fs  kernel, packages and guest image ready\n", "prepare "+s.Arch, time.Since(t).Seconds())
+				fmt.Fprintf(stdout, "      %-48s %5.1fs  kernel, packages and guest image ready\n", "prepare "+s.Arch, time.Since(t).Seconds())
 			}
 		}
 		if err != nil {
-			fmt.Fprintf(stdout, "FAIL  %-44s        prepare %s: %v\n", s.Name, s.Arch, err)
+			fmt.Fprintf(stdout, "FAIL  %-48s        prepare %s: %v\n", s.Name, s.Arch, err)
 			failed++
 			continue
 		}
