@@ -56,7 +56,7 @@ soak:
 # own process, medians of interleaved runs), line rate on slow fakes, pacing,
 # UDP against socat and MQTT against mosquitto_sub (side by side), footprint,
 # the Pi builds under qemu, and the pipeline's Go benchmarks.
-# Also saved to bench-results.md. About four minutes.
+# Also saved to bench-results.md. About five minutes.
 bench: build
 	$(GO) run ./bench -framesend $(BIN) -out bench-results.md
 

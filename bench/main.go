@@ -296,7 +296,7 @@ func measure(framesend string, runs int, outPath string) error {
 	if err := udpRows(&t, self, framesend, 5); err != nil {
 		return err
 	}
-	if err := mqttRows(&t, framesend, 3); err != nil {
+	if err := mqttRows(&t, framesend, 5); err != nil {
 		return err
 	}
 

@@ -102,8 +102,9 @@ func (m *mosquitto) backlog(pub mqtt.Client, id, topic string, n int) error {
 }
 
 // mqttReceive starts argv (which sends to the fake) and returns how long
-// it took from its start to the last of want frames at the far end.
-func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, error) {
+// it took from its start to the last of want frames at the far end, and the
+// CPU time it used (with the processes it waited for).
+func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, time.Duration, error) {
 	stop := make(chan struct{})
 	got := readFarEnd(fake, stop, 200*time.Millisecond)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -113,7 +114,7 @@ func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, 
 	if err := cmd.Start(); err != nil {
 		close(stop)
 		<-got
-		return 0, err
+		return 0, 0, err
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -128,9 +129,10 @@ func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, 
 	close(stop)
 	res := <-got
 	if werr != nil || res.frames != want || res.bad != 0 {
-		return 0, fmt.Errorf("%v: %v: %d of %d frames arrived, %d broken: %s", argv, werr, res.frames, want, res.bad, stderr.String())
+		return 0, 0, fmt.Errorf("%v: %v: %d of %d frames arrived, %d broken: %s", argv, werr, res.frames, want, res.bad, stderr.String())
 	}
-	return res.last.Sub(start), nil
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return res.last.Sub(start), time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // mqttRows measures QoS 1 messages per second into a pty: framesend's own
@@ -165,7 +167,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			broker.stop()
 			return err
 		}
-		var fr, pr, ratios []float64
+		var fr, pr, ratios, fc, pc []float64
 		for run := range runs {
 			fake, err := devicetest.New(devicetest.Options{})
 			if err != nil {
@@ -176,7 +178,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			if err := broker.backlog(pub, id, topic, n); err != nil {
 				return err
 			}
-			d1, err := mqttReceive(fake, []string{framesend, "send", "--port", fake.Path(), "--source", "mqtt://" + broker.addr() + "/" + topic, "--client-id", id, "--count", strconv.Itoa(n)}, n)
+			d1, c1, err := mqttReceive(fake, []string{framesend, "send", "--port", fake.Path(), "--source", "mqtt://" + broker.addr() + "/" + topic, "--client-id", id, "--count", strconv.Itoa(n)}, n)
 			if err != nil {
 				return err
 			}
@@ -187,7 +189,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			}
 			host, port, _ := net.SplitHostPort(broker.addr())
 			shell := fmt.Sprintf("%s -h %s -p %s -q 1 -c -i %s -t %s -N -C %d | %s send --port %s --source stdin", subBin, host, port, id, topic, n, framesend, fake.Path())
-			d2, err := mqttReceive(fake, []string{"sh", "-c", shell}, n)
+			d2, c2, err := mqttReceive(fake, []string{"sh", "-c", shell}, n)
 			if err != nil {
 				return err
 			}
@@ -195,11 +197,13 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			fr = append(fr, n/d1.Seconds())
 			pr = append(pr, n/d2.Seconds())
 			ratios = append(ratios, d2.Seconds()/d1.Seconds())
+			fc = append(fc, c1.Seconds()/n*1e6)
+			pc = append(pc, c2.Seconds()/n*1e6)
 		}
 		pub.Disconnect(100)
 		broker.stop()
 		med := func(xs []float64) float64 { s := slices.Clone(xs); slices.Sort(s); return s[len(s)/2] }
-		fmt.Fprintf(t, "| %s | %.0f msgs/s | %.0f msgs/s | × %.2f |\n", w.name, med(fr), med(pr), med(ratios))
+		fmt.Fprintf(t, "| %s | %.0f msgs/s, %.1f µs CPU a message | %.0f msgs/s, %.1f µs CPU a message (both processes) | × %.2f |\n", w.name, med(fr), med(fc), med(pr), med(pc), med(ratios))
 		fmt.Fprintf(os.Stderr, "mqtt %s done\n", w.name)
 	}
 	return nil

@@ -379,7 +379,7 @@ func measureOnly(framesend, only, outPath string) error {
 		case "udp":
 			err = udpRows(&t, self, framesend, 5)
 		case "mqtt":
-			err = mqttRows(&t, framesend, 3)
+			err = mqttRows(&t, framesend, 5)
 		default:
 			err = fmt.Errorf("-only %q: use udp or mqtt", what)
 		}
