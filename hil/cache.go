@@ -128,6 +128,11 @@ func (c *Cache) Fetch(ctx context.Context, arch string, packages ...string) (*Di
 		}
 	}
 
+	if os.Getenv("FRAMESEND_HIL_REFRESH") != "" {
+		// Start over: the newest packages, not the ones unpacked before.
+		os.RemoveAll(filepath.Join(dir, "pkg"))
+		os.RemoveAll(filepath.Join(dir, "debs"))
+	}
 	apt := newApt(dir, arch)
 	if err := apt.update(ctx, c.Log); err != nil {
 		return nil, err
@@ -139,6 +144,9 @@ func (c *Cache) Fetch(ctx context.Context, arch string, packages ...string) (*Di
 	d.KernelPackage = kpkg
 	d.KernelRelease = strings.TrimPrefix(kpkg, "linux-image-")
 	want := append([]string{kpkg}, packages...)
+	if err := apt.download(ctx, c.Log, want); err != nil {
+		return nil, err
+	}
 	for _, p := range want {
 		root, err := apt.unpack(ctx, c.Log, p)
 		if err != nil {
@@ -230,17 +238,29 @@ func (a *apt) kernelPackage(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("hil: apt-cache depends %s names no kernel package:\n%s", meta, out)
 }
 
-// unpack downloads a package (once) and unpacks it (once) under pkg/NAME.
+// download fetches, in one apt-get call, the packages not yet unpacked.
+func (a *apt) download(ctx context.Context, log io.Writer, names []string) error {
+	var args []string
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(a.dir, "pkg", n)); err != nil {
+			args = append(args, n+":"+a.arch)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	logf(log, "hil: apt-get download %s", strings.Join(args, " "))
+	_, err := a.run(ctx, filepath.Join(a.dir, "debs"), "apt-get", append([]string{"download"}, args...)...)
+	return err
+}
+
+// unpack unpacks a downloaded package (once) under pkg/NAME.
 func (a *apt) unpack(ctx context.Context, log io.Writer, name string) (string, error) {
 	root := filepath.Join(a.dir, "pkg", name)
 	if _, err := os.Stat(root); err == nil {
 		return root, nil
 	}
 	debs := filepath.Join(a.dir, "debs")
-	logf(log, "hil: apt-get download %s (%s)", name, a.arch)
-	if _, err := a.run(ctx, debs, "apt-get", "download", name+":"+a.arch); err != nil {
-		return "", err
-	}
 	matches, _ := filepath.Glob(filepath.Join(debs, name+"_*_"+a.arch+".deb"))
 	if len(matches) == 0 {
 		matches, _ = filepath.Glob(filepath.Join(debs, name+"_*_all.deb"))
