@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -633,5 +635,48 @@ func TestHexLongLinesAndBOM(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The receive buffer the kernel granted is logged at start, next to the
+// cap it applies to a process without CAP_NET_ADMIN, and it is the truth:
+// the buffer read back, not the size asked for.
+func TestUDPLogsTheReceiveBufferGranted(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skipf("no /proc/sys/net/core/rmem_max: %v", err)
+	}
+	rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	f := newFake(t, devicetest.Options{})
+	os.Chmod(f.Path(), 0o666)
+	os.Chmod(filepath.Dir(binary), 0o755)
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "udp:127.0.0.1:0")
+	if os.Geteuid() == 0 {
+		// As a user without CAP_NET_ADMIN, as under the systemd unit.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out := &lockedBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "listening for datagrams") }, "framesend to listen")
+	cmd.Process.Signal(syscall.SIGINT)
+	waitExit(t, cmd, 5*time.Second)
+	m := regexp.MustCompile(`receive_buffer=(\d+) rmem_max=(\d+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no receive_buffer and rmem_max in the start log: %s", out.String())
+	}
+	granted, _ := strconv.Atoi(m[1])
+	if logged, _ := strconv.Atoi(m[2]); logged != rmemMax {
+		t.Errorf("logged rmem_max=%d, /proc says %d", logged, rmemMax)
+	}
+	// The kernel grants min(asked, rmem_max) and reports it doubled.
+	if want := 2 * min(4<<20, rmemMax); granted != want {
+		t.Errorf("receive_buffer=%d, want %d: twice the smaller of 4 MiB and rmem_max %d", granted, want, rmemMax)
+	}
+	if capped := rmemMax < 4<<20; capped != strings.Contains(out.String(), "net.core.rmem_max=4194304") {
+		t.Errorf("rmem_max %d: a warning naming the sysctl is wanted exactly when it caps the buffer: %s", rmemMax, out.String())
 	}
 }
