@@ -151,6 +151,12 @@ type logged struct {
 // wait waits for the process to exit and for the last of its stderr.
 func (r *logged) wait(t *testing.T, limit time.Duration) int {
 	t.Helper()
+	// A process that never finished is diagnosed by what it logged.
+	defer func() {
+		if t.Failed() {
+			t.Logf("its log:\n%s", r.stderr.String())
+		}
+	}()
 	code := waitExit(t, r.cmd, limit)
 	<-r.eof
 	return code
