@@ -379,6 +379,16 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 		start := 0
 		for i, e := range b.ends {
 			end := int(e)
+			// Padding can make each datagram up to a frame longer: write
+			// the whole frames out before the buffer would have to grow.
+			if need := end - start + s.fs; cap(s.buf)-len(s.buf) < need {
+				if ferr := s.flush(ctx); ferr != nil {
+					s.notTaken(b, start)
+					s.recycle(b)
+					return ferr
+				}
+				s.compact(need)
+			}
 			s.buf = append(s.buf, b.data[start:end]...)
 			if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
 				if err = s.short(rem); err != nil {
@@ -402,16 +412,34 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 			s.acks = append(s.acks, pendingAck{start + int64(b.ends[i]), fn})
 		}
 	}
-	select {
-	case s.pool <- b:
-	default:
-	}
+	s.recycle(b)
 	if err != nil {
 		if ferr := s.flush(ctx); ferr != nil {
 			return ferr
 		}
 	}
 	return err
+}
+
+func (s *sender) recycle(b *Block) {
+	select {
+	case s.pool <- b:
+	default:
+	}
+}
+
+// notTaken counts b's datagrams from byte from on as unsent: the run
+// ended before they were taken.
+func (s *sender) notTaken(b *Block, from int) {
+	start := from
+	for _, e := range b.ends {
+		if int(e) <= from {
+			continue
+		}
+		s.stats.Unsent += int64(datagramCharge(int(e)-start, s.fs, AlignDatagram) / s.fs)
+		start = int(e)
+	}
+	s.stats.Cut += int64(len(b.data) - start)
 }
 
 // compact moves the unwritten bytes to the front when fewer than need bytes

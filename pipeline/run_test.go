@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -804,5 +805,31 @@ func TestBurstWithinTheQueueIsNotDropped(t *testing.T) {
 	}
 	if st.QueueHigh > pipeline.DefaultQueueBytes || st.QueueHigh < 700_000 {
 		t.Errorf("queue high-water %d bytes, want most of the 800,000 and at most the room", st.QueueHigh)
+	}
+}
+
+func TestPaddingDoesNotGrowTheSenderBuffer(t *testing.T) {
+	// 8192 one-byte datagrams, each padded to a 4096-byte frame: 32 MiB
+	// of frames from 8 KiB of datagrams, written without holding more than
+	// a block's worth at once.
+	d := make([][]byte, 1<<13)
+	for i := range d {
+		d[i] = []byte{byte(i)}
+	}
+	cfg := config(4096, 0)
+	cfg.Source, cfg.Align = &pipeline.List{Datagrams: d}, pipeline.AlignDatagram
+	w := &countingWriter{}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Frames != 1<<13 || w.n != 1<<25 || st.Padded != 1<<13 {
+		t.Fatalf("frames %d, bytes %d, padded %d; want 8192 frames of 4096 bytes, all padded", st.Frames, w.n, st.Padded)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("the run allocated %d MiB: the sender's buffer grew with the padding", grew>>20)
 	}
 }
