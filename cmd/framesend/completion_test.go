@@ -113,6 +113,23 @@ func (sh *interactive) screen() string {
 	return string(out)
 }
 
+// waitForEmptyPrompt waits until the last line on the screen is a prompt
+// with nothing typed after it.
+func (sh *interactive) waitForEmptyPrompt() {
+	sh.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := strings.Split(strings.TrimRight(sh.screen(), "\n "), "\n")
+		if strings.TrimSpace(lines[len(lines)-1]) == "ready>" {
+			return
+		}
+		if time.Now().After(deadline) {
+			sh.t.Fatalf("no empty prompt on the screen:\n%s", sh.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitFor waits until every one of want is on the screen.
 func (sh *interactive) waitFor(want ...string) string {
 	sh.t.Helper()
@@ -178,7 +195,10 @@ func checkInteractive(sh *interactive) {
 	// An ambiguous one lists the flags that fit.
 	sh.keys("framesend listen --", "Tab")
 	sh.waitFor("--expect", "--format", "--quiet", "--frame-size")
-	sh.keys("C-c")
+	// C-u, not C-c: a signal can land while the completion function still
+	// runs and be lost, where a key waits its turn in the terminal's input.
+	sh.keys("C-u")
+	sh.waitForEmptyPrompt()
 	sh.keys("framesend send --parity ", "Tab")
 	sh.waitFor("mark", "space", "even")
 }
