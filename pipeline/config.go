@@ -106,6 +106,13 @@ type Config struct {
 	Live *Live
 }
 
+// The range of Rate: the period of the slowest, and the schedule of every
+// frame a run at it can send, fit in a time.Duration.
+const (
+	MinRate = 0.000001
+	MaxRate = 10_000_000
+)
+
 // DefaultConfig returns the counter source, 7-byte frames, automatic
 // batching, a 1 MiB queue and a 5 s drain.
 func DefaultConfig() Config {
@@ -129,9 +136,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--count %d is negative: use 0 (until stopped) or a number of frames", c.Count)
 	case c.Rate < 0 || c.Rate != c.Rate:
 		return fmt.Errorf("--rate %v is invalid: use 0 (as fast as the device takes them) or frames per second", c.Rate)
-	case c.Rate > 10_000_000:
-		return fmt.Errorf("--rate %v is above 10,000,000 frames/s: use 0 for as fast as possible", c.Rate)
-	case c.Batch < 0 || c.Batch*c.FrameSize > 1<<20:
+	case c.Rate > MaxRate:
+		return fmt.Errorf("--rate %v is above 10,000,000 frames/s: use %v to 10,000,000 frames per second, or 0 for as fast as possible", c.Rate, MinRate)
+	case c.Rate > 0 && c.Rate < MinRate:
+		return fmt.Errorf("--rate %v is below %v frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use %v to 10,000,000 frames per second, or 0 for as fast as possible", c.Rate, MinRate, MinRate)
+	case c.Batch < 0 || c.Batch > (1<<20)/c.FrameSize:
 		return fmt.Errorf("--batch %d is out of range: use 0 (automatic) or up to 1 MiB of frames per write", c.Batch)
 	case c.QueueBytes < 1 || c.QueueBytes > MaxQueueBytes:
 		return fmt.Errorf("--queue of %d bytes is out of range: use 1 byte to 1GiB, as a size (4MiB) or in frames (10000)", c.QueueBytes)

@@ -409,6 +409,9 @@ func TestValidate(t *testing.T) {
 		{"queue 0", func(c *pipeline.Config) { c.QueueBytes = 0 }, "--queue of 0 bytes"},
 		{"queue 2GiB", func(c *pipeline.Config) { c.QueueBytes = 2 << 30 }, "--queue of 2147483648 bytes"},
 		{"batch", func(c *pipeline.Config) { c.Batch = -1 }, "--batch -1"},
+		{"batch overflowing", func(c *pipeline.Config) { c.FrameSize = 4096; c.Batch = 1 << 62 }, "--batch 4611686018427387904"},
+		{"rate 1e-10", func(c *pipeline.Config) { c.Rate = 1e-10 }, "--rate 1e-10 is below 1e-06 frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use 1e-06 to 10,000,000"},
+		{"rate 1e300", func(c *pipeline.Config) { c.Rate = 1e300 }, "--rate 1e+300 is above 10,000,000 frames/s: use 1e-06 to 10,000,000"},
 		{"overflow", func(c *pipeline.Config) { c.Overflow = "spill" }, `--overflow "spill"`},
 	}
 	for _, c := range cases {

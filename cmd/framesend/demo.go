@@ -40,11 +40,11 @@ func demoAction(c *cli.Context) error {
 	cfg.FrameSize = c.Int("frame-size")
 	cfg.Count = c.Int64("count")
 	cfg.Rate = c.Float64("rate")
+	if cfg.Count < 1 {
+		return usagef("--count %d: the demo needs a number of frames to send, 1 or more", cfg.Count)
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
-	}
-	if cfg.Count == 0 {
-		return usagef("--count 0: the demo needs a number of frames to send")
 	}
 	fake, err := devicetest.New(devicetest.Options{})
 	if err != nil {

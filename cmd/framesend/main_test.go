@@ -289,6 +289,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"listen", "--port", f.Path(), "--format", "xml"}, 2, []string{"--format", "xml"}},
 		{[]string{"listen", "--port", f.Path(), "--expect", "sometimes"}, 2, []string{"--expect", "sometimes"}},
 		{[]string{"demo", "--count", "0"}, 2, []string{"--count 0"}},
+		{[]string{"demo", "--count", "-1"}, 2, []string{"--count -1", "1 or more"}},
+		{[]string{"send", "--port", f.Path(), "--rate", "1e-10"}, 2, []string{"--rate 1e-10", "use 1e-06 to 10,000,000"}},
+		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "100ms or more"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

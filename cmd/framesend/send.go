@@ -60,6 +60,10 @@ func sendCommand() *cli.Command {
 	}
 }
 
+// minStatsInterval is the shortest --stats-interval: progress lines more
+// often than ten a second are no longer readable.
+const minStatsInterval = 100 * time.Millisecond
+
 func sendAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
@@ -97,8 +101,8 @@ func sendAction(c *cli.Context) error {
 		return usageError{err}
 	}
 	interval := c.Duration("stats-interval")
-	if interval < 0 {
-		return usagef("--stats-interval %v is negative: use 0 (never) or a duration such as 10s", interval)
+	if interval < 0 || (interval > 0 && interval < minStatsInterval) {
+		return usagef("--stats-interval %v is out of range: use 0 (never) or %v or more, such as 10s", interval, minStatsInterval)
 	}
 	allow, err := parseAllow(c.String("allow-from"))
 	if err != nil {
