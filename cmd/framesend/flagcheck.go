@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,4 +164,54 @@ func usageMessage(c *cli.Context, msg string) string {
 		return fmt.Sprintf("unknown flag %s", typed)
 	}
 	return msg
+}
+
+// unusedFlag is a flag that has no effect in the combination a command
+// line makes: ok is false when it does not apply, and why says what it
+// needs.
+type unusedFlag struct {
+	flag string
+	ok   bool
+	why  string
+}
+
+// onCommandLine reports whether flag (or one of its aliases) was typed on
+// the command line, not only set in the environment.
+func onCommandLine(c *cli.Context, flag string) bool {
+	args, _ := c.App.Metadata["args"].([]string)
+	names := []string{flag}
+	for _, f := range c.Command.Flags {
+		if slices.Contains(f.Names(), flag) {
+			names = f.Names()
+		}
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, n := range names {
+			for _, dash := range []string{"-", "--"} {
+				if a == dash+n || strings.HasPrefix(a, dash+n+"=") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// refuseUnused holds every command to one rule for flags that would be
+// ignored: typed on the command line, such a flag is a usage error; set in
+// the environment (a shared /etc/default file), a warning.
+func refuseUnused(c *cli.Context, log *slog.Logger, rules []unusedFlag) error {
+	for _, r := range rules {
+		if r.ok || !c.IsSet(r.flag) {
+			continue
+		}
+		if onCommandLine(c, r.flag) {
+			return usagef("--%s %s; leave it out", r.flag, r.why)
+		}
+		log.Warn(fmt.Sprintf("%s is set, but --%s %s: ignored", env(r.flag)[0], r.flag, r.why))
+	}
+	return nil
 }

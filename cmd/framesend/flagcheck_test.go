@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +81,28 @@ func TestEnvironmentVariables(t *testing.T) {
 				t.Errorf("exit %d: %s", code, stderr)
 			}
 		})
+	}
+}
+
+// TestUnusedFlagsFromTheEnvironmentWarn: the same flags set only in the
+// environment (a shared /etc/default file) are a warning, not a refusal.
+func TestUnusedFlagsFromTheEnvironmentWarn(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	code, _, stderr := framesend(t, []string{"FRAMESEND_CLIENT_ID=pi7", "FRAMESEND_RECONNECT_TIMEOUT=1m"}, "send", "--port", f.Path(), "--count", "1")
+	for _, want := range []string{"FRAMESEND_CLIENT_ID is set, but --client-id applies to mqtt:// and mqtts:// sources only", "FRAMESEND_RECONNECT_TIMEOUT is set, but --reconnect-timeout applies with --reconnect only"} {
+		if code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr %q: want 0 and a warning %q", code, stderr, want)
+		}
+	}
+	// A password with no user to send it with.
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("secret\n"), 0o600)
+	code, _, stderr = framesend(t, nil, "send", "--port", f.Path(), "--source", "mqtt://127.0.0.1:1/t", "--mqtt-password-file", pw)
+	if code != 2 || !strings.Contains(stderr, "the password needs a user: name one in the URL, as mqtt://USER@127.0.0.1:1/t") {
+		t.Errorf("exit %d, stderr %q: want 2 and the missing user named", code, stderr)
+	}
+	code, _, stderr = framesend(t, []string{"FRAMESEND_MQTT_PASSWORD=pw"}, "send", "--port", f.Path(), "--source", "mqtt://127.0.0.1:1/t", "--connect-timeout", "100ms")
+	if !strings.Contains(stderr, "names no user, so the password is not sent") {
+		t.Errorf("exit %d, stderr %q: want a warning about the password", code, stderr)
 	}
 }

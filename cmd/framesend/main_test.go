@@ -290,6 +290,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"listen", "--port", f.Path(), "--expect", "sometimes"}, 2, []string{"--expect", "sometimes"}},
 		{[]string{"demo", "--count", "0"}, 2, []string{"--count 0"}},
 		{[]string{"demo", "--count", "-1"}, 2, []string{"--count -1", "1 or more"}},
+		{[]string{"send", "--port", f.Path(), "--drain"}, 2, []string{"--drain applies to mqtt:// and mqtts:// sources only, not --source counter"}},
+		{[]string{"send", "--port", f.Path(), "--client-id", "x"}, 2, []string{"--client-id applies to mqtt://"}},
+		{[]string{"send", "--port", f.Path(), "--connect-timeout", "1s"}, 2, []string{"--connect-timeout applies to mqtt://"}},
+		{[]string{"send", "--port", f.Path(), "--mqtt-key", "k.pem"}, 2, []string{"--mqtt-key applies to mqtts://"}},
+		{[]string{"send", "--port", f.Path(), "--reconnect-timeout", "1m"}, 2, []string{"--reconnect-timeout applies with --reconnect only"}},
+		{[]string{"send", "--port", f.Path(), "--allow-from", "10.0.0.0/8"}, 2, []string{"--allow-from applies to udp sources only"}},
 		{[]string{"send", "--port", f.Path(), "--rate", "1e-10"}, 2, []string{"--rate 1e-10", "use 1e-06 to 10,000,000"}},
 		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "100ms or more"}},
 	}

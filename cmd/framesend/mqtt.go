@@ -6,12 +6,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,7 +36,7 @@ func mqttFlags() []cli.Flag {
 // and the mqtt flags into the source's config. The topic is everything after
 // the host, wildcards included, so it is not parsed as a URL (# would be a
 // fragment).
-func mqttConfig(c *cli.Context, spec, port string) (pipeline.MQTTConfig, error) {
+func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (pipeline.MQTTConfig, error) {
 	scheme, rest, _ := strings.Cut(spec, "://")
 	hostPart, topic, ok := strings.Cut(rest, "/")
 	if !ok || topic == "" {
@@ -86,8 +88,6 @@ func mqttConfig(c *cli.Context, spec, port string) (pipeline.MQTTConfig, error) 
 			tc.Certificates = []tls.Certificate{pair}
 		}
 		cfg.TLS = tc
-	} else if c.String("mqtt-ca") != "" || c.String("mqtt-cert") != "" {
-		return cfg, usagef("--mqtt-ca and --mqtt-cert need an mqtts:// source")
 	}
 	cfg.Password = os.Getenv("FRAMESEND_MQTT_PASSWORD")
 	if f := c.String("mqtt-password-file"); f != "" {
@@ -96,6 +96,17 @@ func mqttConfig(c *cli.Context, spec, port string) (pipeline.MQTTConfig, error) 
 			return cfg, failure{fmt.Errorf("--mqtt-password-file: %w", err)}
 		}
 		cfg.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if cfg.Password != "" && cfg.Username == "" {
+		// MQTT sends a password only with a user name.
+		if f := c.String("mqtt-password-file"); f != "" {
+			return cfg, usagef("--mqtt-password-file %s: the password needs a user: name one in the URL, as %s://USER@%s/%s", f, scheme, hostPart, topic)
+		}
+		log.Warn(fmt.Sprintf("FRAMESEND_MQTT_PASSWORD is set, but --source %s names no user, so the password is not sent: name one, as %s://USER@%s/%s", spec, scheme, hostPart, topic))
+		cfg.Password = ""
+	}
+	if err := checkTopicFilter(topic); err != nil {
+		return cfg, usagef("--source %s: %v", spec, err)
 	}
 	cfg.ClientID = c.String("client-id")
 	if cfg.ClientID == "" {
@@ -168,4 +179,22 @@ func statusJSON(state, port string, live *pipeline.Live, gone func() bool) []byt
 	}
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// checkTopicFilter checks an MQTT topic filter as the broker would: a + or
+// # fills a whole level, # only the last.
+func checkTopicFilter(topic string) error {
+	if len(topic) > 65535 || strings.ContainsRune(topic, 0) || !utf8.ValidString(topic) {
+		return fmt.Errorf("topic %q is not a valid MQTT topic filter (UTF-8, no NUL, at most 65535 bytes)", topic)
+	}
+	levels := strings.Split(topic, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("topic %q: # must be the last level, as in a/b/#", topic)
+		case l != "#" && strings.Contains(l, "#"), l != "+" && strings.Contains(l, "+"):
+			return fmt.Errorf("topic %q: + and # must fill a whole level, as in a/+/c or a/#, not %q", topic, l)
+		}
+	}
+	return nil
 }

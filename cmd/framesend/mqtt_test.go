@@ -388,6 +388,11 @@ func TestMQTTBadInput(t *testing.T) {
 		{[]string{"--source", "mqtt://127.0.0.1:70000/t"}, 2, "not a port"},
 		{[]string{"--source", "mqtt://127.0.0.1/t", "--overflow", "drop-newest"}, 2, "would lose messages"},
 		{[]string{"--source", "mqtt://127.0.0.1:1/t", "--connect-timeout", "1s"}, 1, "not reachable within 1s"},
+		{[]string{"--source", "mqtt://127.0.0.1/a/#/b"}, 2, `# must be the last level`},
+		{[]string{"--source", "mqtt://127.0.0.1/a/b+"}, 2, `+ and # must fill a whole level, as in a/+/c or a/#, not "b+"`},
+		{[]string{"--source", "mqtt://127.0.0.1/a/b#"}, 2, `must fill a whole level`},
+		{[]string{"--source", "mqtt://127.0.0.1/t", "--mqtt-key", "k.pem"}, 2, "--mqtt-key applies to mqtts:// sources only"},
+		{[]string{"--source", "mqtt://127.0.0.1/t", "--mqtt-ca", "ca.pem"}, 2, "--mqtt-ca applies to mqtts:// sources only"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -111,8 +111,21 @@ func sendAction(c *cli.Context) error {
 	spec := c.String("source")
 	isUDP := strings.HasPrefix(spec, "udp:")
 	isMQTT := strings.HasPrefix(spec, "mqtt://") || strings.HasPrefix(spec, "mqtts://")
-	if len(allow) > 0 && !isUDP {
-		return usagef("--allow-from applies to udp sources only, not --source %s", spec)
+	isMQTTS := strings.HasPrefix(spec, "mqtts://")
+	notMQTT := "applies to mqtt:// and mqtts:// sources only, not --source " + spec
+	notMQTTS := "applies to mqtts:// sources only (TLS), not --source " + spec
+	if err := refuseUnused(c, log, []unusedFlag{
+		{"allow-from", isUDP, "applies to udp sources only, not --source " + spec},
+		{"client-id", isMQTT, notMQTT},
+		{"connect-timeout", isMQTT, notMQTT},
+		{"drain", isMQTT, notMQTT},
+		{"mqtt-password-file", isMQTT, notMQTT},
+		{"mqtt-ca", isMQTTS, notMQTTS},
+		{"mqtt-cert", isMQTTS, notMQTTS},
+		{"mqtt-key", isMQTTS, notMQTTS},
+		{"reconnect-timeout", c.Bool("reconnect"), "applies with --reconnect only"},
+	}); err != nil {
+		return err
 	}
 	cfg.Align = pipeline.Align(c.String("align"))
 	if cfg.Align == "" {
@@ -138,7 +151,7 @@ func sendAction(c *cli.Context) error {
 
 	var src *source
 	if isMQTT {
-		mcfg, err := mqttConfig(c, spec, path)
+		mcfg, err := mqttConfig(c, spec, path, log)
 		if err != nil {
 			return err
 		}
