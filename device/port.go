@@ -63,12 +63,10 @@ func open(path string, c Config, lock bool) (*Port, error) {
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&os.ModeCharDevice == 0 {
 		return nil, &Error{Op: "open", Path: path, Class: ErrNotSerial, Err: fmt.Errorf("%s is a %s", path, describeMode(fi.Mode()))}
 	}
-	// framesend's own descriptor is opened first: before
+	// framesend's own descriptor is opened first, before
 	// go.bug.st/serial sets TIOCEXCL (after which no second open would
-	// succeed for a user), and so that DTR and RTS are set as soon after
-	// the kernel's open raised them as can be, before the line is
-	// configured. A flock on any descriptor of the device excludes every
-	// other one.
+	// succeed for a user). A flock on any descriptor of the device
+	// excludes every other one.
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.EBUSY) {
@@ -94,10 +92,6 @@ func open(path string, c Config, lock bool) (*Port, error) {
 		return nil, classify("open", path, err)
 	}
 	l := fdLine{control: rc.Control}
-	if err := setLines(l, c.DTR, c.RTS); err != nil {
-		file.Close()
-		return nil, &Error{Op: "configure", Path: path, Class: classOfControl(err), Err: err}
-	}
 	p, err := serial.Open(path, c.mode())
 	if err != nil {
 		file.Close()
@@ -254,6 +248,9 @@ func (p *Port) Write(b []byte) (int, error) {
 // frame: past t they give up with ErrStalled. The zero time waits for
 // ever. It may be called from any goroutine, also during a Write.
 func (p *Port) SetWriteDeadline(t time.Time) error {
+	if p.closed.Load() {
+		return &Error{Op: "write", Path: p.path, Class: ErrClosed}
+	}
 	p.mu.Lock()
 	p.deadline = t
 	p.mu.Unlock()

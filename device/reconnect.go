@@ -72,6 +72,9 @@ func (r *Reconnecting) DrainBy(deadline time.Time) error {
 // Port.SetWriteDeadline. A port opened again by Reconnect starts without
 // one.
 func (r *Reconnecting) SetWriteDeadline(t time.Time) error {
+	if r.gone.Load() {
+		return nil // nothing to write to until Reconnect opens it again
+	}
 	return r.port().SetWriteDeadline(t)
 }
 

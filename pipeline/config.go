@@ -100,6 +100,13 @@ type Config struct {
 	// so that an acknowledged datagram has left the kernel, not only
 	// entered it.
 	DrainBeforeAck bool
+	// WriteTimeout ends the run with a *StallError when a write (or a
+	// drain) makes no progress for this long, plus the time its bytes take
+	// on the line (ByteTime each). It applies to writers that take
+	// deadlines (DeadlineWriter); 0 waits for ever.
+	WriteTimeout time.Duration
+	// ByteTime is how long one byte takes on the line, 0 if unknown.
+	ByteTime time.Duration
 	// Logger receives warnings (drops, late schedule); nil discards them.
 	Logger *slog.Logger
 	// Live, if not nil, is updated as the run goes, for progress reports.
@@ -146,6 +153,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--queue of %d bytes is out of range: use 1 byte to 1GiB, as a size (4MiB) or in frames (10000)", c.QueueBytes)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("--drain-timeout %v is negative", c.DrainTimeout)
+	case c.WriteTimeout < 0:
+		return fmt.Errorf("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", c.WriteTimeout)
 	}
 	switch c.Overflow {
 	case OverflowBlock, OverflowDropNewest, OverflowDropOldest:

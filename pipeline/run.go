@@ -39,8 +39,11 @@ var ErrNoProgress = errors.New("writer accepts no data")
 // the source had not finished when it stopped are counted in Stats.Cut; they
 // never reach w. A stop is not an error: Run then returns a nil error.
 //
-// A write in progress cannot be interrupted, so a writer that blocks for
-// ever holds Run; callers that must bound a stop do so around Run.
+// A writer with deadlines (DeadlineWriter, DeadlineDrainer) bounds every
+// write and drain by cfg.WriteTimeout, and a stop by cfg.DrainTimeout: a
+// device that stops taking data ends the run with a *StallError. A write to
+// a writer without deadlines cannot be interrupted, so one that blocks for
+// ever holds Run.
 func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	if cfg.Source == nil {
 		cfg.Source = &Counter{}
@@ -106,9 +109,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	st.Elapsed = time.Since(start)
 
 	if serr == nil {
-		if d, ok := w.(Drainer); ok {
-			serr = d.Drain()
-		}
+		serr = sd.drain()
 	}
 	if serr != nil {
 		return st, serr
@@ -271,16 +272,28 @@ type sender struct {
 	timer      *time.Timer
 
 	drainBy time.Time // set once ctx is done
+
+	bound  bound       // the writer's deadlines
+	shaper FrameShaper // nil unless the writer shapes every frame
 }
 
 func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender {
 	maxW := cfg.writeFrames() * cfg.FrameSize
-	return &sender{
+	auto := cfg.Batch == 0 && cfg.Rate == 0
+	var shaper FrameShaper
+	if sh, ok := w.(FrameShaper); ok && sh.ShapeFrames() {
+		shaper, maxW, auto = sh, cfg.FrameSize, false // one frame per write
+	}
+	s := &sender{
 		w: w, cfg: cfg, pool: pool, fs: cfg.FrameSize, maxW: maxW,
-		auto: cfg.Batch == 0 && cfg.Rate == 0,
+		auto: auto, shaper: shaper,
 		// Room for a full write, a whole block and a frame of padding.
 		buf: make([]byte, 0, maxW+blockSize+cfg.FrameSize),
 	}
+	if dw, ok := w.(DeadlineWriter); ok {
+		s.bound.dw = dw
+	}
+	return s
 }
 
 type pendingAck struct {
@@ -298,10 +311,8 @@ func (s *sender) fireAcks() error {
 		return nil
 	}
 	if s.cfg.DrainBeforeAck {
-		if d, ok := s.w.(Drainer); ok {
-			if err := d.Drain(); err != nil {
-				return err
-			}
+		if err := s.drain(); err != nil {
+			return err
 		}
 	}
 	for s.ackHead < len(s.acks) && s.acks[s.ackHead].end <= s.consumed {
@@ -319,6 +330,14 @@ func (s *sender) fireAcks() error {
 var errDrained = errors.New("drain timeout")
 
 func (s *sender) run(ctx context.Context, in *queue) error {
+	if s.bound.dw != nil {
+		// A stop cuts a write that is waiting on the device at the end
+		// of the drain timeout. The callback runs once, on its own
+		// goroutine, when ctx is done, and returns at once; after the
+		// sender returns it no longer runs.
+		unregister := context.AfterFunc(ctx, func() { s.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout)) })
+		defer unregister()
+	}
 	if s.cfg.Rate > 0 {
 		s.timer = time.NewTimer(time.Hour)
 		defer s.timer.Stop()
@@ -528,7 +547,15 @@ func (s *sender) flush(ctx context.Context) error {
 			// A paced write's slot ends one interval per frame after it began.
 			s.stats.Active = time.Since(s.firstWrite) + time.Duration(float64(n/s.fs)/s.cfg.Rate*float64(time.Second))
 		}
+		if s.shaper != nil {
+			if err := s.shape(ctx, "break", s.shaper.BeforeFrame); err != nil {
+				return err
+			}
+		}
 		err := s.write(ctx, s.buf[s.off:s.off+n])
+		if err == nil && s.shaper != nil {
+			err = s.shape(ctx, "drain", s.shaper.AfterFrame)
+		}
 		advanced := int(s.stats.Frames-framesBefore) * s.fs
 		s.off += advanced
 		s.consumed += int64(advanced)
@@ -550,7 +577,7 @@ func (s *sender) stopping(ctx context.Context) error {
 		if ctx.Err() == nil {
 			return nil
 		}
-		s.drainBy = time.Now().Add(s.cfg.DrainTimeout)
+		s.drainBy = s.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout))
 	}
 	if !time.Now().Before(s.drainBy) {
 		return errDrained
@@ -619,13 +646,27 @@ const maxZeroWrites = 1000
 // take part of a write with a nil error. It returns how many bytes were
 // written and how many write calls it made.
 func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
-	return writeFull(w, p, nil)
+	return writeFull(w, p, nil, nil)
 }
 
-// writeFull is WriteFull reporting each write call to live, if not nil.
-func writeFull(w io.Writer, p []byte, live *Live) (written, calls int, err error) {
+// writeGuard bounds each write call of writeFull: arm sets the deadline for
+// the rest bytes left, progressed says whether a write that made progress
+// before its error may go on.
+type writeGuard interface {
+	arm(rest int) error
+	progressed(err error) bool
+}
+
+// writeFull is WriteFull reporting each write call to live, if not nil,
+// and bounding each by g, if not nil.
+func writeFull(w io.Writer, p []byte, live *Live, g writeGuard) (written, calls int, err error) {
 	zeros := 0
 	for written < len(p) {
+		if g != nil {
+			if err := g.arm(len(p) - written); err != nil {
+				return written, calls, err
+			}
+		}
 		if live != nil {
 			live.writeSeq.Add(1)
 		}
@@ -636,6 +677,9 @@ func writeFull(w io.Writer, p []byte, live *Live) (written, calls int, err error
 		calls++
 		written += n
 		if err != nil {
+			if g != nil && n > 0 && g.progressed(err) {
+				continue // slow, not stalled: a new deadline for the rest
+			}
 			return written, calls, err
 		}
 		if n == 0 {
@@ -651,8 +695,13 @@ func writeFull(w io.Writer, p []byte, live *Live) (written, calls int, err error
 // frames it took whole are counted and, once it is back, writing resumes at
 // the start of the frame whose write failed.
 func (s *sender) write(ctx context.Context, p []byte) error {
+	var g writeGuard
+	if s.bound.dw != nil {
+		g = s
+	}
 	for {
-		n, calls, err := writeFull(s.w, p, s.cfg.Live)
+		n, calls, err := writeFull(s.w, p, s.cfg.Live, g)
+		err = s.stalled("write", err)
 		s.stats.Writes += int64(calls)
 		done := n / s.fs * s.fs
 		s.count(done)

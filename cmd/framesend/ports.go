@@ -101,13 +101,20 @@ func doctorCommand() *cli.Command {
 			"dialout group, and that a new group needs a new login), that no other process\n" +
 			"holds it, that brltty will not take it, that no console or login prompt runs on\n" +
 			"it, on a Raspberry Pi which UART /dev/serial0 is, and that framesend's udev rules\n" +
-			"are installed. Each check says ok, warn or fail, with the fix. Exit 1 if any fails.\n\n" +
+			"are installed. Each check says ok, warn or fail, with the fix. Exit 1 if any fails.\n" +
+			"With --port it also shows the settings the port runs with now (reading them opens\n" +
+			"the port, as stty does), warns about an FTDI latency timer of 16 ms, and about a Pi\n" +
+			"mini-UART when --parity, --stop-bits 2 or fewer than 7 --data-bits are asked.\n\n" +
 			"Examples:\n" +
 			"   framesend doctor --port /dev/ttyUSB0\n" +
-			"   framesend doctor --port /dev/serial0 --json",
+			"   framesend doctor --port /dev/serial0 --json\n" +
+			"   framesend doctor --port /dev/serial0 --parity even --stop-bits 2",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "the serial device `PATH` to check", EnvVars: env("port")},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array of checks", EnvVars: env("json")},
+			&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "the data bits you mean to use, checked against what the port's UART can do", EnvVars: env("data-bits")},
+			&cli.StringFlag{Name: "parity", Value: "none", Usage: "the parity you mean to use, checked against what the port's UART can do", EnvVars: env("parity")},
+			&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "the stop bits you mean to use, checked against what the port's UART can do", EnvVars: env("stop-bits")},
 			rootFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -117,6 +124,17 @@ func doctorCommand() *cli.Command {
 			sys := device.ThisSystem()
 			sys.Root = c.String("root")
 			checks := device.Doctor(sys, c.String("port"))
+			if port := c.String("port"); port != "" {
+				parity, err := device.ParseParity(c.String("parity"))
+				if err != nil {
+					return usagef("--%v", err)
+				}
+				want := device.Config{Baud: 9600, DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
+				if err := want.Validate(); err != nil {
+					return usagef("--%v", err)
+				}
+				checks = append(checks, device.LineChecks(sys, port, &want)...)
+			}
 			failed := 0
 			for _, ch := range checks {
 				if ch.Status == device.Fail {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +37,7 @@ func sendCommand() *cli.Command {
 		&cli.DurationFlag{Name: "stats-interval", Usage: "log frames, frames/s, queue depth and drops every `D`; 0 = never", EnvVars: env("stats-interval"), Category: catOutput},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar (it shows only when stderr is a terminal and the total is known)", EnvVars: env("no-progress"), Category: catOutput},
 	)
+	flags = append(flags, shapeFlags()...)
 	flags = append(flags, mqttFlags()...)
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
@@ -185,11 +185,15 @@ func sendAction(c *cli.Context) error {
 		total = cfg.Count
 	}
 
-	wt := watch{writeTimeout: c.Duration("write-timeout"), path: path}
-	if wt.writeTimeout < 0 {
-		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", wt.writeTimeout)
+	cfg.WriteTimeout = c.Duration("write-timeout")
+	if cfg.WriteTimeout < 0 {
+		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", cfg.WriteTimeout)
 	}
-	wt.lineTime = time.Duration(float64(cfg.WriteBytes()*dcfg.BitsPerByte()) / float64(dcfg.Baud) * float64(time.Second))
+	cfg.ByteTime = dcfg.ByteTime()
+	brk, seq, err := shapeConfig(c, &dcfg, cfg.FrameSize, cfg.Rate)
+	if err != nil {
+		return err
+	}
 	rtimeout := c.Duration("reconnect-timeout")
 	if rtimeout < 0 {
 		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
@@ -199,20 +203,35 @@ func sendAction(c *cli.Context) error {
 		io.Writer
 		Close() error
 	}
+	var dev func() *device.Port // the port open now
 	if c.Bool("reconnect") {
 		var r *device.Reconnecting
 		if r, err = device.OpenReconnecting(path, dcfg, !c.Bool("no-lock"), rtimeout, log); err == nil {
 			printNotes(c, r.Port().Notes())
-			port = r
+			port, dev = r, r.Port
 		}
 	} else {
-		port, err = openPort(c, path, dcfg)
+		var p *device.Port
+		if p, err = openPort(c, path, dcfg); err == nil {
+			port, dev = p, func() *device.Port { return p }
+		}
 	}
 	if err != nil {
 		return err
 	}
 	defer port.Close()
-	log.Debug("port open", "port", path, "line", dcfg.String())
+	log.Debug("port open", "port", path, "line", dev().Settings().String())
+	if len(seq) > 0 {
+		log.Debug("reset sequence", "port", path, "seq", seq.String())
+		if err := dev().Reset(seq); err != nil {
+			return failure{err}
+		}
+	}
+	if brk > 0 {
+		if err := dev().Break(brk); err != nil {
+			return failure{err}
+		}
+	}
 
 	gone := func() bool { return false }
 	if r, ok := port.(*device.Reconnecting); ok {
@@ -224,8 +243,12 @@ func sendAction(c *cli.Context) error {
 	}
 
 	stopReports := report(c, cfg.Live, total, interval, cfg.QueueBytes, log, c.Bool("no-progress"))
-	st, err := runBounded(c.Context, port, cfg, wt)
+	st, err := pipeline.Run(c.Context, port, cfg)
 	stopReports()
+	var stall *pipeline.StallError
+	if errors.As(err, &stall) {
+		err = stallMessage(path, stall, stallHint(dcfg, dev().Lines))
+	}
 	if src.mqtt != nil {
 		stopStatus()
 		wentAway := func() bool { return gone() || errors.Is(err, device.ErrGone) }
@@ -245,67 +268,13 @@ func sendAction(c *cli.Context) error {
 	return nil
 }
 
-// stopGrace is how long after the drain timeout a stop waits for a write
-// in progress before giving up on it.
-const stopGrace = 250 * time.Millisecond
-
-// errStuck ends a stop whose last write never completed.
-var errStuck = errors.New("the device stopped accepting data during the stop; quitting with a write still pending")
-
-// watch is how runBounded looks for a stalled device.
-type watch struct {
-	writeTimeout time.Duration // 0: never give up on a write
-	lineTime     time.Duration // how long the largest write takes on the line
-	path         string
-}
-
-// runBounded runs the pipeline and bounds what a device that stops taking
-// data can do to it. A write in progress cannot be interrupted (closing the
-// port does not end it), so the command gives up instead, and the process
-// exit ends the write: when one write call makes no progress for the write
-// timeout (plus the time its bytes take on the line), and when a stop has
-// waited the drain timeout.
-func runBounded(ctx context.Context, w io.Writer, cfg pipeline.Config, wt watch) (pipeline.Stats, error) {
-	type result struct {
-		st  pipeline.Stats
-		err error
+// stallMessage says which port stopped taking data, for how long, and what
+// is known about why.
+func stallMessage(path string, se *pipeline.StallError, hint string) error {
+	if se.DuringStop {
+		return fmt.Errorf("%s %s: %v", se.Op, path, se)
 	}
-	done := make(chan result, 1)
-	go func() {
-		st, err := pipeline.Run(ctx, w, cfg)
-		done <- result{st, err}
-	}()
-	sofar := func() pipeline.Stats { return pipeline.Stats{Frames: cfg.Live.Frames(), Bytes: cfg.Live.Bytes()} }
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var stopBy, stalledSince time.Time
-	var lastCalls int64
-	stopping := ctx.Done()
-	for {
-		select {
-		case r := <-done:
-			return r.st, r.err
-		case <-stopping:
-			stopBy = time.Now().Add(cfg.DrainTimeout + stopGrace)
-			stopping = nil
-		case now := <-tick.C:
-			if !stopBy.IsZero() && now.After(stopBy) {
-				return sofar(), failure{errStuck}
-			}
-			writing, calls := cfg.Live.WriteProgress()
-			if !writing || calls != lastCalls {
-				stalledSince, lastCalls = time.Time{}, calls
-				continue
-			}
-			if stalledSince.IsZero() {
-				stalledSince = now
-			}
-			if wt.writeTimeout > 0 && now.Sub(stalledSince) >= wt.writeTimeout+wt.lineTime {
-				return sofar(), failure{fmt.Errorf("write %s: the device stopped accepting data: one write made no progress for %v (--write-timeout); flow control held, or a hung far end?",
-					wt.path, now.Sub(stalledSince).Round(100*time.Millisecond))}
-			}
-		}
-	}
+	return fmt.Errorf("%s %s: %v (--write-timeout); %s", se.Op, path, se, hint)
 }
 
 func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err error) {
