@@ -167,7 +167,11 @@ func sendAction(c *cli.Context) error {
 		}
 		src = &source{src: m, datagram: true, mqtt: m, close: func() {}}
 	} else {
-		src, err = openSource(spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
+		src, err = openSource(c.Context, spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
+		if errors.Is(err, errStoppedAtStart) {
+			fmt.Fprintf(c.App.ErrWriter, "framesend: stopped while waiting for --source %s to open (a FIFO with no writer yet); nothing sent\n", spec)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

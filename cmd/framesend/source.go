@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +34,7 @@ type source struct {
 // openSource parses spec and opens the source. Mistakes in the spec and bad
 // hex are usage errors; files and sockets that cannot be opened are
 // failures.
-func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, partial pipeline.Partial, allow []netip.Prefix, log *slog.Logger) (*source, error) {
+func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align pipeline.Align, partial pipeline.Partial, allow []netip.Prefix, log *slog.Logger) (*source, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	noop := func() {}
 	switch kind {
@@ -51,7 +53,7 @@ func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, part
 		if arg == "" {
 			return nil, usagef("--source file: needs a path, as in file:capture.bin")
 		}
-		f, err := openFile(arg)
+		f, err := openFile(ctx, arg)
 		if err != nil {
 			return nil, err
 		}
@@ -68,13 +70,19 @@ func openSource(spec string, stdin io.Reader, fs int, align pipeline.Align, part
 			r, restore := pollable(stdin)
 			return &source{src: pipeline.NewHex(r, "stdin"), datagram: true, close: restore}, nil
 		}
-		f, err := openFile(arg)
+		f, err := openFile(ctx, arg)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		// A file is checked whole before anything is sent.
+		// A file is checked whole before anything is sent; a stop
+		// interrupts the reading of a FIFO.
+		stopRead := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
 		datagrams, err := pipeline.ParseHex(f, arg)
+		stopRead()
+		if err != nil && ctx.Err() != nil {
+			return nil, errStoppedAtStart
+		}
 		if err != nil {
 			var herr *pipeline.HexError
 			if errors.As(err, &herr) {
@@ -162,8 +170,36 @@ func parseAllow(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func openFile(path string) (*os.File, error) {
-	f, err := os.Open(path)
+// errStoppedAtStart is a stop that came before the source was open: not a
+// failure.
+var errStoppedAtStart = errors.New("stopped before the source was open")
+
+// openFile opens a file source. Opening a FIFO waits for a writer, so it is
+// done aside, and a stop ends the wait.
+func openFile(ctx context.Context, path string) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		f, err := os.Open(path)
+		done <- result{f, err}
+	}()
+	var f *os.File
+	var err error
+	select {
+	case r := <-done:
+		f, err = r.f, r.err
+	case <-ctx.Done():
+		// The open goes on waiting for a writer; if one comes, close it.
+		go func() {
+			if r := <-done; r.f != nil {
+				r.f.Close()
+			}
+		}()
+		return nil, errStoppedAtStart
+	}
 	switch {
 	case err == nil:
 		if fi, serr := f.Stat(); serr == nil && fi.IsDir() {
@@ -179,9 +215,14 @@ func openFile(path string) (*os.File, error) {
 	return nil, failure{err}
 }
 
-// pollable returns stdin in a form whose reads a stop can interrupt: a pipe
-// or terminal is reopened non-blocking, so Go's poller serves it. The
-// returned func puts it back as it was; it must be called.
+// pollable returns stdin in a form whose reads a stop can interrupt. A pipe,
+// FIFO or terminal is opened again through /proc/self/fd, which makes an
+// open file description of framesend's own, and that one is made
+// non-blocking so Go's poller serves it. The shell's description is never
+// changed, so nothing is left to restore however framesend ends (a second
+// Ctrl-C, kill -9). Where stdin cannot be opened again (a socket), it is
+// read as it is, blocking: a stop then waits for the read in progress. The
+// returned func releases what was opened; it must be called.
 func pollable(stdin io.Reader) (io.Reader, func()) {
 	f, ok := stdin.(*os.File)
 	if !ok {
@@ -190,21 +231,13 @@ func pollable(stdin io.Reader) (io.Reader, func()) {
 	if fi, err := f.Stat(); err != nil || fi.Mode().IsRegular() {
 		return stdin, func() {}
 	}
-	fd, err := unix.Dup(int(f.Fd()))
+	path := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return stdin, func() {}
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return stdin, func() {}
-	}
 	nb := os.NewFile(uintptr(fd), f.Name())
-	return nb, func() {
-		// The non-blocking flag belongs to the open file, which the shell
-		// shares: clear it again before leaving.
-		unix.SetNonblock(fd, false)
-		nb.Close()
-	}
+	return nb, func() { nb.Close() }
 }
 
 // streamFrames is how many frames n bytes make under a partial policy.
