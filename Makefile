@@ -71,8 +71,11 @@ hil:
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hil/framesend-arm64 ./cmd/framesend
 	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -o bin/hil/modemlines-amd64 ./hil/guest/modemlines
 	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -trimpath -o bin/hil/smoketest-amd64 ./hil/smoketest
+	@# The systemd guest installs the amd64 package.
+	rm -rf bin/hil/deb && $(MAKE) --no-print-directory deb DEB_ARCHES=amd64 DEBDIR=bin/hil/deb
 	$(GO) run ./hil/cmd/hil -framesend-amd64 bin/hil/framesend-amd64 -framesend-arm64 bin/hil/framesend-arm64 \
-		-modemlines bin/hil/modemlines-amd64 -smoketest bin/hil/smoketest-amd64 -run '$(HIL_RUN)'
+		-modemlines bin/hil/modemlines-amd64 -smoketest bin/hil/smoketest-amd64 \
+		-deb-amd64 "$$(ls bin/hil/deb/framesend_*_amd64.deb)" -run '$(HIL_RUN)'
 
 # A fleet on one machine: one Mosquitto, N senders on pty fakes, a thousand
 # QoS 1 messages to each, ten senders killed mid-stream and restarted; one

@@ -29,6 +29,15 @@ type Scenario struct {
 	Host    func(ctx context.Context, r *Run) error
 	Checks  []Check
 	Timeout time.Duration // boot to power-off; default 3 minutes
+	// Image, if set, builds the scenario's own guest in dir instead of the
+	// architecture's busybox image (a SystemdGuest, for one).
+	Image func(ctx context.Context, d *Dist, dir string) (Boot, error)
+}
+
+// Boot is a guest image of a scenario's own: its initramfs, kernel command
+// line and memory size ("" for the default).
+type Boot struct {
+	Initrd, Append, Memory string
 }
 
 // Check is one named assertion over a finished run. It returns a short
@@ -288,6 +297,13 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 		m.Append = "console=ttyS0 panic=-1 quiet"
 	default:
 		m.Append = "console=ttyS0 panic=-1 quiet"
+	}
+	if s.Image != nil {
+		b, err := s.Image(ctx, d, dir)
+		if err != nil {
+			return fail("build the guest image", err, nil)
+		}
+		m.Initrd, m.Append, m.Memory = b.Initrd, b.Append, b.Memory
 	}
 	if rn.Keep != "" {
 		os.MkdirAll(rn.Keep, 0o755)

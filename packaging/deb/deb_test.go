@@ -245,14 +245,9 @@ func TestPackages(t *testing.T) {
 	}
 }
 
-// chroot runs a command inside root with /proc and /sys mounted, in a mount
-// namespace of its own: the mounts vanish with it.
 func chroot(t *testing.T, root string, args ...string) (string, error) {
 	t.Helper()
-	script := `set -e; r=$1; shift; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; exec chroot "$r" "$@"`
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root}, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "HOME=/root"}
-	out, err := cmd.CombinedOutput()
+	out, err := Chroot(root, args...)
 	return string(out), err
 }
 

@@ -21,7 +21,7 @@ import (
 // RootPackages are added to debootstrap's minbase: what a system that boots
 // systemd as PID 1 with udev needs. The package tests use the same root, so
 // one cached tree serves both.
-var RootPackages = []string{"systemd", "systemd-sysv", "udev", "kmod"}
+var RootPackages = []string{"systemd", "systemd-sysv", "udev", "kmod", "dbus"}
 
 // CacheDir is where the Debian root (and other downloads of the
 // hardware-in-the-loop tests) are kept between runs:
@@ -94,6 +94,16 @@ func CopyTree(src, dst string) error {
 		return fmt.Errorf("copy %s to %s: %v: %s", src, dst, err, out)
 	}
 	return nil
+}
+
+// Chroot runs a command inside root with /proc and /sys mounted, in a mount
+// namespace of its own, so the mounts vanish with it. The environment is a
+// plain root shell's, without a terminal: dpkg asks nothing.
+func Chroot(root string, args ...string) ([]byte, error) {
+	script := `set -e; r=$1; shift; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; exec chroot "$r" "$@"`
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root}, args...)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "HOME=/root"}
+	return cmd.CombinedOutput()
 }
 
 // hostSuite is this machine's Debian release (bookworm when it cannot tell),

@@ -36,6 +36,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	pattern := fs.String("run", "", "run only the scenarios whose name matches this `regexp`")
 	keep := fs.String("keep", "", "keep each scenario's console log in this `directory`")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	fs.StringVar(&debAmd64, "deb-amd64", "", "the framesend `package` (make deb) the systemd guest installs")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,13 +65,13 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	// Without QEMU nothing here can run: say so, and fail where the tools
 	// are required (CI), as framesend's other tool-dependent tests do.
 	var missing []string
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-system-aarch64", "apt-get", "dpkg-deb", "depmod", "modprobe", "xz", "ldd"} {
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-system-aarch64", "apt-get", "dpkg-deb", "depmod", "modprobe", "xz", "ldd", "debootstrap", "cpio", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(stderr, "hil: cannot run: %v not installed (apt-get install qemu-system-x86 qemu-system-arm kmod xz-utils)\n", missing)
+		fmt.Fprintf(stderr, "hil: cannot run: %v not installed (apt-get install qemu-system-x86 qemu-system-arm kmod xz-utils debootstrap cpio)\n", missing)
 		if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
 			fmt.Fprintln(stderr, "hil: FRAMESEND_REQUIRE_TOOLS is set: failing")
 			return 1

@@ -46,7 +46,7 @@ func guests(modemlines, smoketest string) map[string]hil.Guest {
 }
 
 func scenarios() []hil.Scenario {
-	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), x86Smoketest(), arm64PL011()}
+	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), x86Smoketest(), arm64PL011(), systemdUnit(debAmd64)}
 }
 
 // x86Machine: the console on ttyS0 (a 16550), an FT232 on xHCI and a
