@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/framesend/framesend/hil"
 	"github.com/framesend/framesend/packaging/deb"
 )
@@ -83,11 +85,15 @@ func systemdUnit(debFile string) hil.Scenario {
 			if err := plug(); err != nil {
 				return err
 			}
+			l1.Wait(90 * time.Second)
+			stop := drain(r.VM.Pty("usb0"))
 			if err := r.Sync(ctx, "started"); err != nil {
+				stop()
 				return err
 			}
-			l1.Wait(90 * time.Second)
-			if err := r.VM.Unplug(ctx, "ftdi0"); err != nil {
+			err = r.VM.Unplug(ctx, "ftdi0")
+			stop()
+			if err != nil {
 				return err
 			}
 			if err := r.Go("unplugged"); err != nil {
@@ -103,12 +109,14 @@ func systemdUnit(debFile string) hil.Scenario {
 			if err := plug(); err != nil {
 				return err
 			}
+			l2.Wait(90 * time.Second)
+			stop = drain(r.VM.Pty("usb0"))
+			defer stop()
 			if err := r.Sync(ctx, "restarted"); err != nil {
 				return err
 			}
-			l2.Wait(90 * time.Second)
-			// Unplugged at the end, the adapter no longer fills the pty
-			// nobody reads, which would hold QEMU up at power-off.
+			// Unplugged at the end, the adapter no longer sends into a
+			// pty nobody reads once the drain stops.
 			if err := r.VM.Unplug(ctx, "ftdi0"); err != nil {
 				return err
 			}
@@ -247,6 +255,41 @@ wait_host done
 wait_state inactive failed
 run journal journalctl -u $unit --no-pager -o short-monotonic
 `
+
+// drain reads and throws away what the guest sends on the pty at path
+// until the returned function is called. The unit sends for as long as the
+// adapter is plugged in, and QEMU's usb-serial writes to its chardev with
+// write_all: once a pty nobody reads is full, QEMU waits in that write and
+// the whole machine, console included, stops.
+func drain(path string) (stop func()) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(fds, 50); n > 0 {
+				if _, err := unix.Read(fd, buf); err != nil && err != unix.EAGAIN {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		unix.Close(fd)
+	}
+}
 
 // unitState parses a block of systemctl show lines.
 func unitState(r *hil.Run, name string) (map[string]string, error) {
