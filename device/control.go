@@ -258,16 +258,53 @@ func getSerial(l line) (*serialStruct, error) {
 
 // setLowLatency sets ASYNC_LOW_LATENCY: the driver hands received bytes on
 // at once instead of batching them.
-func setLowLatency(l line) error {
+func setLowLatency(l line) error { return lowLatency(l, true) }
+
+// lowLatency sets or clears ASYNC_LOW_LATENCY.
+func lowLatency(l line, on bool) error {
 	s, err := getSerial(l)
 	if err == nil {
-		s.Flags |= asyncLowLatency
+		if on {
+			s.Flags |= asyncLowLatency
+		} else {
+			s.Flags &^= asyncLowLatency
+		}
 		err = l.ioctlPtr(unix.TIOCSSERIAL, unsafe.Pointer(s))
 	}
 	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
 		return unsupported("its driver has no low-latency setting (serial_struct): a pseudo-terminal has none; leave --low-latency out", err)
 	}
 	return err
+}
+
+// SetLowLatency turns the driver's low-latency mode on or off, and on an
+// FTDI adapter sets its latency timer to 1 ms (on) or back to what it was
+// before it was lowered, 16 ms if that is not known (off). It returns a note
+// on the latency timer, if the port has one.
+func (p *Port) SetLowLatency(on bool) (string, error) {
+	if p.closed.Load() {
+		return "", &Error{Op: "configure", Path: p.path, Class: ErrClosed}
+	}
+	if err := lowLatency(p.line, on); err != nil {
+		return "", &Error{Op: "configure", Path: p.path, Class: classOfControl(err), Err: err}
+	}
+	f := latencyTimerFile(p.sysRoot, p.path)
+	if f == "" {
+		return "", nil
+	}
+	ms := 1
+	if !on {
+		ms = 16
+		if p.timerWas > 0 {
+			ms = p.timerWas
+		}
+	} else if was := readLatencyTimer(f); was > 1 {
+		p.timerWas = was
+	}
+	if err := os.WriteFile(f, []byte(strconv.Itoa(ms)), 0); err != nil {
+		return fmt.Sprintf("%s: could not set the FTDI latency timer to %d ms (%v); it stays at %d ms", p.path, ms, err, readLatencyTimer(f)), nil
+	}
+	return fmt.Sprintf("%s: FTDI latency timer set to %d ms", p.path, ms), nil
 }
 
 // Break sends a BREAK (the line held at space) for d: TIOCSBRK, a precise
@@ -286,11 +323,13 @@ func (p *Port) Break(d time.Duration) error {
 
 func (p *Port) breakNow(d time.Duration) error {
 	if err := p.line.ioctlInt(unix.TIOCSBRK, 0); err != nil {
-		return classify("break", p.path, breakErr(err))
+		err = breakErr(err)
+		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}
 	}
 	sleepPrecisely(d)
 	if err := p.line.ioctlInt(unix.TIOCCBRK, 0); err != nil {
-		return classify("break", p.path, breakErr(err))
+		err = breakErr(err)
+		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}
 	}
 	p.lineFree = time.Now()
 	return nil
@@ -298,7 +337,7 @@ func (p *Port) breakNow(d time.Duration) error {
 
 func breakErr(err error) error {
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported("its driver cannot send a BREAK on demand (TIOCSBRK)", err)
+		return unsupported("its driver cannot send a BREAK on demand (TIOCSBRK; qemu-user does not emulate it either)", err)
 	}
 	return err
 }
@@ -315,7 +354,7 @@ func outq(l line) (int, error) {
 // sysfsTTY returns the /sys/class/tty directory of the tty at path (links
 // such as /dev/serial/by-id/… followed), or "" if there is none.
 func sysfsTTY(root, path string) string {
-	real, err := filepath.EvalSymlinks(path)
+	real, err := filepath.EvalSymlinks(filepath.Join(root, path))
 	if err != nil {
 		return ""
 	}

@@ -50,3 +50,29 @@ func TestLineChecksWarnAboutTheMiniUART(t *testing.T) {
 		t.Errorf("8N1 on the mini-UART: checks = %+v, want none", got)
 	}
 }
+
+func TestSetLowLatencyOnAnFTDI(t *testing.T) {
+	s := lineTree(t, "ttyUSB0", "ftdi_sio", "16")
+	r := newRecorder(DefaultConfig())
+	r.serial.Flags = 0x40
+	p := fakePort("/dev/ttyUSB0", DefaultConfig(), r)
+	p.sysRoot = s.Root
+	timer := filepath.Join(s.Root, "sys/class/tty/ttyUSB0/device/latency_timer")
+	for _, tt := range []struct {
+		on    bool
+		flags int32
+		timer string
+	}{{true, 0x40 | asyncLowLatency, "1"}, {false, 0x40, "16"}} {
+		note, err := p.SetLowLatency(tt.on)
+		if err != nil {
+			t.Fatalf("SetLowLatency(%v) = %v", tt.on, err)
+		}
+		if r.serial.Flags != tt.flags {
+			t.Errorf("SetLowLatency(%v): flags %#x, want %#x", tt.on, r.serial.Flags, tt.flags)
+		}
+		b, _ := os.ReadFile(timer)
+		if got := strings.TrimSpace(string(b)); got != tt.timer || !strings.Contains(note, "set to "+tt.timer+" ms") {
+			t.Errorf("SetLowLatency(%v): latency timer %q, note %q; want %s ms", tt.on, got, note, tt.timer)
+		}
+	}
+}

@@ -526,3 +526,17 @@ func TestResetRunsTheSequenceOnTheLines(t *testing.T) {
 		t.Errorf("waits = %v, want [100ms 50ms]", waits)
 	}
 }
+
+func TestBreakRefusedByTheDriverIsUnsupported(t *testing.T) {
+	c := DefaultConfig()
+	c.FrameBreak = 100 * time.Microsecond
+	r := newRecorder(c)
+	r.errs[unix.TIOCSBRK] = unix.ENOSYS
+	err := fakePort("/dev/ttyAMA0", c, r).BeforeFrame()
+	if !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrGone) {
+		t.Fatalf("BeforeFrame = %v, want ErrUnsupported (not ErrGone)", err)
+	}
+	if want := "break /dev/ttyAMA0: its driver cannot send a BREAK on demand"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message = %q, want it to start %q", err, want)
+	}
+}

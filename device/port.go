@@ -29,6 +29,7 @@ type Port struct {
 	notes    []string
 	byteTime time.Duration
 	pty      bool   // a pseudo-terminal's device side
+	timerWas int    // an FTDI latency timer before it was lowered, or 0
 	sysRoot  string // where sysfs is found: "/" but in tests
 
 	mu       sync.Mutex
@@ -143,6 +144,9 @@ func (p *Port) configure() error {
 			return &Error{Op: "configure", Path: p.path, Class: classOfControl(err), Err: err}
 		}
 		if f := latencyTimerFile(p.sysRoot, p.path); f != "" {
+			if was := readLatencyTimer(f); was > 1 {
+				p.timerWas = was
+			}
 			if err := os.WriteFile(f, []byte("1"), 0); err != nil {
 				p.notes = append(p.notes, fmt.Sprintf("%s: could not set the FTDI latency timer to 1 ms (%v); it stays at %d ms", p.path, err, readLatencyTimer(f)))
 			} else {

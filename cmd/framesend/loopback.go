@@ -30,7 +30,9 @@ func loopbackCommand() *cli.Command {
 		Description: "For a port with a loopback plug, or a jumper between TX and RX (GPIO14 and\n" +
 			"GPIO15 on a Raspberry Pi). Sends --count counter frames, reads each one back,\n" +
 			"checks every byte, and reports throughput and round-trip latency (median, p99).\n" +
-			"Exits 1 on any mismatch or missing byte.\n\n" +
+			"Exits 1 on any mismatch or missing byte. With --low-latency it runs twice, without\n" +
+			"and then with the driver's low-latency mode (and an FTDI's 1 ms latency timer),\n" +
+			"and reports the round trips of both.\n\n" +
 			"Examples:\n" +
 			"   framesend loopback --port /dev/serial0\n" +
 			"   framesend loopback --port /dev/ttyUSB0 --baud 1000000 --count 10000 --window 32",
@@ -57,22 +59,45 @@ func loopbackAction(c *cli.Context) error {
 		return usagef("--timeout %v must be positive, such as 2s", timeout)
 	}
 
+	// With --low-latency the run is made twice, without it and then with
+	// it, so the round trips can be compared.
+	compare := dcfg.LowLatency
+	dcfg.LowLatency = false
 	port, err := openPort(c, path, dcfg)
 	if err != nil {
 		return err
 	}
 	defer port.Close()
-	if err := port.DiscardInput(); err != nil {
-		return failure{err}
-	}
 	if err := port.SetReadTimeout(50 * time.Millisecond); err != nil {
 		return failure{err}
 	}
-
-	res, err := loopback(c.Context, port, fs, count, window, timeout)
-	fmt.Fprintf(c.App.ErrWriter, "framesend: loopback on %s: %s\n", path, res)
-	if err != nil {
-		return failure{err}
+	modes := []bool{false}
+	if compare {
+		modes = []bool{false, true}
+	}
+	for _, on := range modes {
+		what := ""
+		if compare {
+			note, err := port.SetLowLatency(on)
+			if err != nil {
+				return failure{err}
+			}
+			if note != "" {
+				fmt.Fprintf(c.App.ErrWriter, "framesend: %s\n", note)
+			}
+			what = " without --low-latency"
+			if on {
+				what = " with --low-latency"
+			}
+		}
+		if err := port.DiscardInput(); err != nil {
+			return failure{err}
+		}
+		res, err := loopback(c.Context, port, fs, count, window, timeout)
+		fmt.Fprintf(c.App.ErrWriter, "framesend: loopback on %s%s: %s\n", path, what, res)
+		if err != nil {
+			return failure{err}
+		}
 	}
 	return nil
 }
