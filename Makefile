@@ -34,8 +34,12 @@ build:
 run: build
 	$(BIN) demo
 
+# Every package's result and the output of any failing test as they come,
+# then the list of tests that skipped and why.
 test: lint
-	$(GO) test -race -count=1 ./...
+	@rc=$$(mktemp); \
+	{ $(GO) test -race -count=1 -json ./... 2>&1; echo $$? > $$rc; } | $(GO) run ./internal/testreport; \
+	report=$$?; code=$$(cat $$rc); rm -f $$rc; [ "$$report" = 0 ] && [ "$$code" = 0 ]
 	$(MAKE) fuzz
 
 # A short fuzzing run of each target (the seed corpus runs in every go test);
