@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Status is how a doctor check came out.
@@ -89,8 +91,17 @@ func Doctor(s System, port string) []Check {
 				add("port", Fail, port+" is a directory", "--port must be a serial device such as /dev/ttyUSB0")
 			case info == nil && fi.Mode()&os.ModeCharDevice == 0:
 				add("port", Fail, port+" is not a serial device", "--port must be a serial device such as /dev/ttyUSB0")
+			case "/"+rel == "/dev/ptmx" || "/"+rel == "/dev/pts/ptmx":
+				add("port", Fail, port+" is the pseudo-terminal multiplexer: each open makes a new pseudo-terminal that nobody reads", "use the pseudo-terminal itself, such as the /dev/pts/N or the link socat made")
+				name = ""
+			case info == nil && !s.isTerminal(port):
+				add("port", Fail, port+" is a character device but not a terminal, so not a serial port", "--port must be a serial device such as /dev/ttyUSB0, /dev/ttyAMA0 or a socat pty")
+				name = ""
 			default:
 				add("port", OK, describe(port, "/"+rel, info), "")
+				if strings.HasPrefix(rel, "dev/pts/") {
+					name = "pts/" + filepath.Base(rel)
+				}
 			}
 		}
 	}
@@ -112,6 +123,9 @@ func describe(port, real string, in *Info) string {
 		d += " → " + real
 	}
 	if in == nil {
+		if strings.HasPrefix(real, "/dev/pts/") {
+			return d + " is a pseudo-terminal (a virtual serial port, such as one of a socat pair)"
+		}
 		return d + " is a terminal device"
 	}
 	var parts []string
@@ -190,49 +204,81 @@ func (s System) groups() [][]string {
 
 // checkHolders finds processes with the port open, through root/proc.
 func (s System) checkHolders(port string, add func(string, Status, string, string)) {
-	holders, hidden := Holders(s.Root, port)
+	holders, providers, hidden := holdersAndProviders(s.Root, port)
+	provided := ""
+	if len(providers) > 0 {
+		provided = " (it is a pseudo-terminal provided by " + strings.Join(providers, ", ") + ")"
+	}
 	switch {
 	case len(holders) > 0:
 		add("holders", Fail, port+" is open in "+strings.Join(holders, ", "), "stop that program first: two writers on one port interleave their bytes")
 	case hidden:
 		add("holders", Warn, "no process you can see has "+port+" open; other users' processes are hidden from you", "run framesend doctor as root to see every process")
 	default:
-		add("holders", OK, "no other process has "+port+" open", "")
+		add("holders", OK, "no other process has "+port+" open"+provided, "")
 	}
 }
 
 // Holders returns "PID N (name)" for each process under root/proc with the
-// device at port open, and whether some processes could not be examined.
+// device at port open, and whether some processes could not be examined. A
+// process that also holds the master side of a pseudo-terminal port (socat
+// making a virtual port pair) provides the port: it is not a holder.
 func Holders(root, port string) ([]string, bool) {
+	holders, _, hidden := holdersAndProviders(root, port)
+	return holders, hidden
+}
+
+// holdersAndProviders is Holders, with the providers of a pseudo-terminal
+// port in a list of their own.
+func holdersAndProviders(root, port string) (holders, providers []string, hidden bool) {
 	target, err := filepath.EvalSymlinks(filepath.Join(root, port))
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	rel, _ := filepath.Rel(root, target)
 	want := "/" + rel
+	ptyIndex, isPty := strings.CutPrefix(want, "/dev/pts/")
 	procs, _ := os.ReadDir(filepath.Join(root, "proc"))
-	var out []string
-	hidden := false
 	self := strconv.Itoa(os.Getpid())
 	for _, p := range procs {
 		pid := p.Name()
 		if _, err := strconv.Atoi(pid); err != nil || pid == self {
 			continue
 		}
-		fds, err := os.ReadDir(filepath.Join(root, "proc", pid, "fd"))
+		dir := filepath.Join(root, "proc", pid)
+		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
 		if err != nil {
 			hidden = hidden || os.IsPermission(err)
 			continue
 		}
+		holds, provides := false, false
 		for _, fd := range fds {
-			if l, _ := os.Readlink(filepath.Join(root, "proc", pid, "fd", fd.Name())); l == want {
-				comm, _ := os.ReadFile(filepath.Join(root, "proc", pid, "comm"))
-				out = append(out, fmt.Sprintf("PID %s (%s)", pid, strings.TrimSpace(string(comm))))
-				break
+			l, _ := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
+			switch {
+			case l == want:
+				holds = true
+			case isPty && (l == "/dev/ptmx" || l == "/dev/pts/ptmx"):
+				// The master's fdinfo names its pty: "tty-index:\t5".
+				info, _ := os.ReadFile(filepath.Join(dir, "fdinfo", fd.Name()))
+				for _, line := range strings.Split(string(info), "\n") {
+					if v, ok := strings.CutPrefix(line, "tty-index:"); ok && strings.TrimSpace(v) == ptyIndex {
+						provides = true
+					}
+				}
 			}
 		}
+		if !holds && !provides {
+			continue
+		}
+		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
+		who := fmt.Sprintf("PID %s (%s)", pid, strings.TrimSpace(string(comm)))
+		if provides {
+			providers = append(providers, who)
+		} else {
+			holders = append(holders, who)
+		}
 	}
-	return out, hidden
+	return holders, providers, hidden
 }
 
 func (s System) checkBrltty(in *Info, add func(string, Status, string, string)) {
@@ -252,8 +298,8 @@ func (s System) checkBrltty(in *Info, add func(string, Status, string, string)) 
 // checkConsole looks for a kernel console or a login prompt on the port:
 // either one writes to the line and reads from it.
 func (s System) checkConsole(name string, add func(string, Status, string, string)) {
-	if name == "" {
-		return
+	if name == "" || strings.HasPrefix(name, "pts/") {
+		return // a pseudo-terminal is never the kernel's console or a getty's
 	}
 	aliases := s.aliases(name)
 	cmdline, _ := os.ReadFile(s.path("proc/cmdline"))
@@ -319,4 +365,19 @@ func (s System) checkRules(add func(string, Status, string, string)) {
 		}
 	}
 	add("udev rules", Warn, "framesend's udev rules are not installed: adapters get no /dev/framesend/ name and may not be in group dialout", "install the framesend package (sudo apt install ./framesend_VERSION_ARCH.deb) or run sudo make install (or copy udev/99-framesend.rules to /etc/udev/rules.d/)")
+}
+
+// isTerminal reports whether the character device at port answers a
+// terminal's ioctl. It is opened without waiting for a carrier and without
+// becoming the controlling terminal.
+func (s System) isTerminal(port string) bool {
+	fd, err := unix.Open(s.path(port), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// Not to be opened (permissions, or busy): the access and holders
+		// checks say why; take it as a terminal here.
+		return true
+	}
+	defer unix.Close(fd)
+	_, err = unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
 }

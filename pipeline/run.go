@@ -107,6 +107,11 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 		st.Cut += int64(len(b.data) % cfg.FrameSize)
 	}
 	st.Elapsed = time.Since(start)
+	if st.Unsent == 0 && st.Cut == 0 {
+		st.UnsentReason = ""
+	} else if st.UnsentReason == "" {
+		st.UnsentReason = "stopped"
+	}
 
 	if serr == nil {
 		serr = sd.drain()
@@ -350,8 +355,15 @@ func (s *sender) run(ctx context.Context, in *queue) error {
 	if s.cfg.Rate == 0 && !s.firstWrite.IsZero() {
 		s.stats.Active = time.Since(s.firstWrite)
 	}
-	if errors.Is(err, errDrained) || errors.Is(err, errCountReached) {
-		err = nil
+	switch {
+	case errors.Is(err, errStoppedReconnecting):
+		s.stats.UnsentReason, err = "stopped while waiting for the device", nil
+	case errors.Is(err, errDrained):
+		s.stats.UnsentReason, err = "drain timeout", nil
+	case errors.Is(err, errCountReached):
+		s.stats.UnsentReason, err = "--count reached", nil
+	case err != nil:
+		s.stats.UnsentReason = "the run failed"
 	}
 	// Frames and bytes left in the buffer were never written.
 	left := len(s.buf) - s.off
@@ -361,6 +373,10 @@ func (s *sender) run(ctx context.Context, in *queue) error {
 }
 
 var errCountReached = errors.New("count reached")
+
+// errStoppedReconnecting ends a sender stopped while it waited for its
+// device to come back.
+var errStoppedReconnecting = errors.New("stopped while waiting for the device")
 
 func (s *sender) loop(ctx context.Context, in *queue) error {
 	for {
@@ -715,7 +731,7 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 		}
 		if rerr := rc.Reconnect(ctx, err); rerr != nil {
 			if ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
-				return errDrained // stopped while waiting: a stop, not a failure
+				return errStoppedReconnecting // a stop, not a failure
 			}
 			return rerr
 		}

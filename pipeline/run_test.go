@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -197,6 +198,9 @@ func TestDrainTimeoutCountsUnsent(t *testing.T) {
 		// 100 writes before the stop, 20 more in the drain time.
 		if st.Frames < 115 || st.Frames > 125 {
 			t.Errorf("frames = %d, want about 120 (1.2 s at 10 ms a frame)", st.Frames)
+		}
+		if st.UnsentReason != "drain timeout" {
+			t.Errorf("unsent reason %q, want drain timeout", st.UnsentReason)
 		}
 		if st.Unsent == 0 {
 			t.Errorf("unsent = 0, want the frames still queued at the drain timeout")
@@ -525,6 +529,9 @@ func TestStopWhileWaitingForTheDevice(t *testing.T) {
 	if d.reconnects != 1 || st.Frames != 10 || st.Unsent != 90 {
 		t.Errorf("reconnects %d frames %d unsent %d, want 1, 10 and 90", d.reconnects, st.Frames, st.Unsent)
 	}
+	if want := "90 frames unsent (stopped while waiting for the device)"; !strings.Contains(st.String(), want) {
+		t.Errorf("summary %q lacks %q", st, want)
+	}
 }
 
 // ackSource gives datagrams that want acknowledgements, and records, for
@@ -834,5 +841,55 @@ func TestPaddingDoesNotGrowTheSenderBuffer(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
 		t.Errorf("the run allocated %d MiB: the sender's buffer grew with the padding", grew>>20)
+	}
+}
+
+// TestUnsentSaysWhy: frames read but not written because --count was
+// reached are not blamed on a drain timeout.
+func TestUnsentSaysWhy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &slowWriter{delay: time.Millisecond}
+		cfg := config(4, 3) // three frames; each datagram is two
+		cfg.Source = &burst{n: 100}
+		cfg.Align = pipeline.AlignDatagram
+		st, err := pipeline.Run(context.Background(), w, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Frames != 3 || st.Unsent == 0 || st.UnsentReason != "--count reached" {
+			t.Errorf("frames %d unsent %d (%q), want 3 and some unsent because --count was reached", st.Frames, st.Unsent, st.UnsentReason)
+		}
+		if s := st.String(); strings.Contains(s, "drain timeout") || !strings.Contains(s, "unsent (--count reached)") {
+			t.Errorf("summary %q", s)
+		}
+	})
+}
+
+func TestSummaryWording(t *testing.T) {
+	cases := []struct {
+		st         pipeline.Stats
+		want, nope []string
+	}{
+		{pipeline.Stats{Frames: 1, Bytes: 1, Writes: 1, Elapsed: time.Second, Active: time.Second, Datagrams: 1, Reconnects: 1},
+			[]string{"1 frame, 1 byte in 1.000 s (1 frames/s), 1 write,", "1 datagram in", "1 reconnect"}, []string{"1 frames,", "1 writes", "1 datagrams", "1 reconnects"}},
+		{pipeline.Stats{Frames: 364, Bytes: 2548, Writes: 364, Elapsed: 3 * time.Second, Active: 364 * time.Millisecond},
+			[]string{"(1000 frames/s while writing, 121 frames/s over the run)"}, nil},
+		{pipeline.Stats{Frames: 4095, Bytes: 4095, Writes: 1, Elapsed: 10 * time.Second},
+			[]string{"4095 frames, 4095 bytes in 10.000 s (0 frames/s while writing, 410 frames/s over the run)"}, []string{"0 writes"}},
+		{pipeline.Stats{Frames: 2, Unsent: 5, UnsentReason: "drain timeout", Elapsed: time.Second, Active: time.Second},
+			[]string{"5 frames unsent (drain timeout)"}, nil},
+	}
+	for _, c := range cases {
+		s := c.st.String()
+		for _, w := range c.want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%q lacks %q", s, w)
+			}
+		}
+		for _, w := range c.nope {
+			if strings.Contains(s, w) {
+				t.Errorf("%q has %q", s, w)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -18,12 +19,15 @@ type Stats struct {
 	// could read them, because the socket's receive buffer was full (see
 	// KernelDropper).
 	KernelDropped int64 `json:"kernel_dropped"`
-	Refused       int64 `json:"refused"`          // datagrams the source refused (see Refuser)
-	Padded        int64 `json:"padded"`           // short frames filled with the pad byte
-	Short         int64 `json:"short"`            // short frames dropped under PartialDrop
-	Unsent        int64 `json:"unsent"`           // whole frames still queued when the drain timeout ran out
-	Cut           int64 `json:"cut_bytes"`        // bytes of an unfinished frame discarded on a stop
-	QueueHigh     int   `json:"queue_high_bytes"` // most bytes queued at once
+	Refused       int64 `json:"refused"` // datagrams the source refused (see Refuser)
+	Padded        int64 `json:"padded"`  // short frames filled with the pad byte
+	Short         int64 `json:"short"`   // short frames dropped under PartialDrop
+	Unsent        int64 `json:"unsent"`  // whole frames read from the source and never written
+	// UnsentReason says why frames went unsent: "drain timeout", "--count
+	// reached", "stopped while waiting for the device", "the run failed".
+	UnsentReason string `json:"unsent_reason,omitempty"`
+	Cut          int64  `json:"cut_bytes"`        // bytes of an unfinished frame discarded on a stop
+	QueueHigh    int    `json:"queue_high_bytes"` // most bytes queued at once
 	// Reconnects counts outages survived (see Reconnecter); Resent counts
 	// frames written again from their start after one, part of which had
 	// reached the device that went away.
@@ -43,30 +47,55 @@ func (s Stats) Rate() float64 {
 	return float64(s.Frames) / s.Active.Seconds()
 }
 
-// String is the one-line summary framesend prints at the end of a run.
+// String is the one-line summary framesend prints at the end of a run. The
+// rate is over the time the run was writing; when that differs much from the
+// whole run (a wait for data, a stall), the rate over the run is given too.
 func (s Stats) String() string {
-	line := fmt.Sprintf("%d frames, %d bytes in %.3f s (%.0f frames/s), %d writes, queue high-water %d bytes",
-		s.Frames, s.Bytes, s.Elapsed.Seconds(), s.Rate(), s.Writes, s.QueueHigh)
+	line := fmt.Sprintf("%s, %s in %.3f s", count(s.Frames, "frame", "frames"), count(s.Bytes, "byte", "bytes"), s.Elapsed.Seconds())
+	over := 0.0
+	if s.Elapsed > 0 {
+		over = float64(s.Frames) / s.Elapsed.Seconds()
+	}
+	switch rate := s.Rate(); {
+	case s.Frames == 0:
+	case rate == 0 || s.Active < s.Elapsed*9/10:
+		line += fmt.Sprintf(" (%.0f frames/s while writing, %.0f frames/s over the run)", rate, over)
+	default:
+		line += fmt.Sprintf(" (%.0f frames/s)", rate)
+	}
+	line += fmt.Sprintf(", %s, queue high-water %s", count(s.Writes, "write", "writes"), count(int64(s.QueueHigh), "byte", "bytes"))
+	unsent := "frames unsent"
+	if s.UnsentReason != "" {
+		unsent += " (" + s.UnsentReason + ")"
+	}
 	for _, c := range []struct {
-		n    int64
-		what string
+		n            int64
+		one, several string
 	}{
-		{s.Datagrams, "datagrams in"},
-		{s.Dropped, "datagrams dropped (queue full)"},
-		{s.KernelDropped, "datagrams dropped by the kernel (receive buffer full)"},
-		{s.Refused, "datagrams refused"},
-		{s.Padded, "short frames padded"},
-		{s.Short, "short frames dropped"},
-		{s.Unsent, "frames unsent (drain timeout)"},
-		{s.Cut, "bytes of an unfinished frame discarded at stop"},
-		{s.Reconnects, "reconnects"},
-		{s.Resent, "frames resent after an outage"},
+		{s.Datagrams, "datagram in", "datagrams in"},
+		{s.Dropped, "datagram dropped (queue full)", "datagrams dropped (queue full)"},
+		{s.KernelDropped, "datagram dropped by the kernel (receive buffer full)", "datagrams dropped by the kernel (receive buffer full)"},
+		{s.Refused, "datagram refused", "datagrams refused"},
+		{s.Padded, "short frame padded", "short frames padded"},
+		{s.Short, "short frame dropped", "short frames dropped"},
+		{s.Unsent, strings.Replace(unsent, "frames", "frame", 1), unsent},
+		{s.Cut, "byte of an unfinished frame discarded at stop", "bytes of an unfinished frame discarded at stop"},
+		{s.Reconnects, "reconnect", "reconnects"},
+		{s.Resent, "frame resent after an outage", "frames resent after an outage"},
 	} {
 		if c.n != 0 {
-			line += fmt.Sprintf(", %d %s", c.n, c.what)
+			line += ", " + count(c.n, c.one, c.several)
 		}
 	}
 	return line
+}
+
+// count is n and the word for n of a thing: 1 frame, 2 frames, 0 frames.
+func count(n int64, one, several string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, several)
 }
 
 // Live is a run's progress, readable from any goroutine while it runs.

@@ -85,7 +85,7 @@ func TestReconnectAfterUnplug(t *testing.T) {
 	close(stop)
 	checkResumed(t, first, <-got, count)
 	msg := stderr.String()
-	for _, want := range []string{"device went away; waiting for it to come back", "device is back", "outage=", fmt.Sprintf("sent %d frames", count), "1 reconnects"} {
+	for _, want := range []string{"device went away; waiting for it to come back", "device is back", "outage=", fmt.Sprintf("sent %d frames", count), ", 1 reconnect"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, msg)
 		}

@@ -46,7 +46,7 @@ func TestLineFlagsBadInput(t *testing.T) {
 		{[]string{"send", "--port", p, "--rs485", "--count", "1"}, 1, []string{p, "no RS-485 mode", "USB-RS-485 adapters"}},
 		{[]string{"listen", "--port", p, "--low-latency", "--count", "1"}, 1, []string{p, "no low-latency setting"}},
 		{[]string{"loopback", "--port", p, "--low-latency", "--count", "1"}, 1, []string{p, "no low-latency setting"}},
-		{[]string{"send", "--port", p, "--count", "1", "--frame-break", "100us", "--break", "1ms", "--rate", "10"}, 0, []string{"sent 1 frames"}},
+		{[]string{"send", "--port", p, "--count", "1", "--frame-break", "100us", "--break", "1ms", "--rate", "10"}, 0, []string{"sent 1 frame,"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

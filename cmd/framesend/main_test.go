@@ -297,7 +297,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"send", "--port", f.Path(), "--reconnect-timeout", "1m"}, 2, []string{"--reconnect-timeout applies with --reconnect only"}},
 		{[]string{"send", "--port", f.Path(), "--allow-from", "10.0.0.0/8"}, 2, []string{"--allow-from applies to udp sources only"}},
 		{[]string{"send", "--port", f.Path(), "--rate", "1e-10"}, 2, []string{"--rate 1e-10", "use 1e-06 to 10,000,000"}},
-		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "100ms or more"}},
+		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "10ms or more"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -124,7 +124,9 @@ func doctorCommand() *cli.Command {
 			sys := device.ThisSystem()
 			sys.Root = c.String("root")
 			checks := device.Doctor(sys, c.String("port"))
-			if port := c.String("port"); port != "" {
+			// The line is looked at only on a port that is one.
+			portOK := len(checks) > 0 && checks[0].Name == "port" && checks[0].Status != device.Fail
+			if port := c.String("port"); port != "" && portOK {
 				parity, err := device.ParseParity(c.String("parity"))
 				if err != nil {
 					return usagef("--%v", err)

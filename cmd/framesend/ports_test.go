@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,5 +59,41 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("ttyAMA0 is fine on this Pi: exit %d: %s", code, stdout)
+	}
+}
+
+// TestDoctorOnCommonNonPorts: /dev/null and /dev/ptmx are no ports; a
+// socat pair's pty is, and socat, which makes it, does not hold it.
+func TestDoctorOnCommonNonPorts(t *testing.T) {
+	for _, port := range []string{"/dev/null", "/dev/ptmx"} {
+		code, stdout, _ := runIn(context.Background(), "doctor", "--port", port)
+		if code != 1 || !strings.Contains(stdout, "fail  port") || strings.Contains(stdout, "terminal device") || strings.Contains(stdout, "holders") || strings.Contains(stdout, "line ") {
+			t.Errorf("doctor --port %s: exit %d:\n%s", port, code, stdout)
+		}
+	}
+	a, _, socat := startSocatPair(t)
+	code, stdout, _ := runIn(context.Background(), "doctor", "--port", a)
+	want := fmt.Sprintf("ok    holders     no other process has %s open (it is a pseudo-terminal provided by PID %d (socat))", a, socat.Process.Pid)
+	if code != 0 || !strings.Contains(stdout, want) || !strings.Contains(stdout, "is a pseudo-terminal") {
+		t.Errorf("doctor on a socat pty: exit %d, want 0 and %q:\n%s", code, want, stdout)
+	}
+	if strings.Contains(stdout, "console") {
+		t.Errorf("a console check on a pty:\n%s", stdout)
+	}
+	// A real holder of the pty is still named.
+	dev, err := os.OpenFile(a, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	cmd := exec.Command("sleep", "10")
+	cmd.Stdin = dev
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	code, stdout, _ = runIn(context.Background(), "doctor", "--port", a)
+	if want := fmt.Sprintf("PID %d (sleep)", cmd.Process.Pid); code != 1 || !strings.Contains(stdout, want) || strings.Contains(stdout, "(socat): stop") {
+		t.Errorf("doctor with sleep holding the pty: exit %d, want 1 naming %s only:\n%s", code, want, stdout)
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -58,6 +60,11 @@ func report(c *cli.Context, live *pipeline.Live, total int64, interval time.Dura
 					bar.Set64(frames)
 				}
 				if interval > 0 && now.Sub(last) >= interval {
+					if bar != nil {
+						// The log line gets a line of its own; the bar is
+						// drawn again below it on the next tick.
+						bar.Clear()
+					}
 					log.Info("progress", "frames", frames, "frames_per_second", int64(float64(frames-lastFrames)/now.Sub(last).Seconds()),
 						"queue_bytes", live.Queued(), "queue_capacity_bytes", queue, "dropped", live.Dropped(), "kernel_dropped", live.KernelDropped(), "goroutines", runtime.NumGoroutine())
 					last, lastFrames = now, frames
@@ -79,4 +86,32 @@ func isTerminal(w any) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// printSummary prints a send's summary on stderr, as text or JSON. The
+// text is Stats.String; JSON gives the rate while writing and over the run.
+func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err error) {
+	w := c.App.ErrWriter
+	if format == "json" {
+		out := struct {
+			Port string `json:"port"`
+			pipeline.Stats
+			Seconds        float64 `json:"seconds"`
+			WritingSeconds float64 `json:"writing_seconds"`
+			Rate           float64 `json:"frames_per_second"` // while writing
+			RunRate        float64 `json:"frames_per_second_over_run"`
+			PeakRSS        int64   `json:"peak_rss_kib,omitempty"`
+			Error          string  `json:"error,omitempty"`
+		}{Port: path, Stats: st, Seconds: st.Elapsed.Seconds(), WritingSeconds: st.Active.Seconds(), Rate: st.Rate(), PeakRSS: peakRSS()}
+		if st.Elapsed > 0 {
+			out.RunRate = float64(st.Frames) / st.Elapsed.Seconds()
+		}
+		if err != nil {
+			out.Error = message(err)
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	fmt.Fprintf(w, "framesend: sent %v to %s\n", st, path)
 }

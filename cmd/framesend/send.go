@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,9 +59,9 @@ func sendCommand() *cli.Command {
 	}
 }
 
-// minStatsInterval is the shortest --stats-interval: progress lines more
-// often than ten a second are no longer readable.
-const minStatsInterval = 100 * time.Millisecond
+// minStatsInterval is the shortest --stats-interval: the reports' clock
+// ticks no finer, and a shorter one would be a flood, not a report.
+const minStatsInterval = 10 * time.Millisecond
 
 func sendAction(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
@@ -279,27 +278,6 @@ func stallMessage(path string, se *pipeline.StallError, hint string) error {
 		return fmt.Errorf("%s %s: %v", se.Op, path, se)
 	}
 	return fmt.Errorf("%s %s: %v (--write-timeout); %s", se.Op, path, se, hint)
-}
-
-func printSummary(c *cli.Context, format, path string, st pipeline.Stats, err error) {
-	w := c.App.ErrWriter
-	if format == "json" {
-		out := struct {
-			Port string `json:"port"`
-			pipeline.Stats
-			Seconds float64 `json:"seconds"`
-			Rate    float64 `json:"frames_per_second"`
-			PeakRSS int64   `json:"peak_rss_kib,omitempty"`
-			Error   string  `json:"error,omitempty"`
-		}{Port: path, Stats: st, Seconds: st.Elapsed.Seconds(), Rate: st.Rate(), PeakRSS: peakRSS()}
-		if err != nil {
-			out.Error = message(err)
-		}
-		b, _ := json.Marshal(out)
-		fmt.Fprintln(w, string(b))
-		return
-	}
-	fmt.Fprintf(w, "framesend: sent %v to %s\n", st, path)
 }
 
 // peakRSS returns this process's peak resident memory in KiB (VmHWM), or 0

@@ -59,7 +59,7 @@ func TestFileSourcePartialPolicies(t *testing.T) {
 		summary string
 	}{
 		{"pad", 0, padded, "143 frames, 1001 bytes"},
-		{"drop", 0, data[:994], "1 short frames dropped"},
+		{"drop", 0, data[:994], "1 short frame dropped"},
 		{"error", 1, data[:994], "short frame: the data ended 6 bytes into a 7-byte frame"},
 	}
 	for _, c := range cases {
@@ -678,5 +678,47 @@ func TestUDPLogsTheReceiveBufferGranted(t *testing.T) {
 	}
 	if capped := rmemMax < 4<<20; capped != strings.Contains(out.String(), "net.core.rmem_max=4194304") {
 		t.Errorf("rmem_max %d: a warning naming the sysctl is wanted exactly when it caps the buffer: %s", rmemMax, out.String())
+	}
+}
+
+// TestProgressLinesDoNotRunIntoTheBar: with the progress bar on a terminal
+// and --stats-interval, each progress line starts a line of its own.
+func TestProgressLinesDoNotRunIntoTheBar(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	term := newFake(t, devicetest.Options{})
+	tty, err := openDevice(term.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	screen := drain(term, stop, 200*time.Millisecond)
+	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "3000", "--rate", "2000", "--stats-interval", "200ms")
+	cmd.Stderr = tty
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-got
+	out := string(<-screen)
+	if !strings.Contains(out, "sending") {
+		t.Fatalf("no progress bar: %q", out)
+	}
+	n := 0
+	for i := 0; ; n++ {
+		j := strings.Index(out[i:], "msg=progress")
+		if j < 0 {
+			break
+		}
+		at := i + j
+		lineStart := max(strings.LastIndexAny(out[:at], "\r\n")+1, 0)
+		if seg := out[lineStart:at]; !strings.HasPrefix(seg, "time=") {
+			t.Errorf("progress line %d shares its line with %q", n, seg)
+		}
+		i = at + 1
+	}
+	if n < 2 {
+		t.Errorf("%d progress lines, want one every 200ms for 1.5 s", n)
 	}
 }
