@@ -92,7 +92,17 @@ type putResult struct {
 func (q *queue) put(b *Block, policy Overflow, fs int, align Align) (putResult, error) {
 	var res putResult
 	q.mu.Lock()
-	for q.len() > 0 && q.bytes+b.charge > q.limit {
+	for q.bytes+b.charge > q.limit {
+		if q.len() == 0 {
+			// An empty queue takes one block however large, so that a
+			// datagram larger than the queue's room still goes through;
+			// under a drop policy the block is first cut to the room,
+			// keeping at least one datagram.
+			if policy != OverflowBlock {
+				res.dropped += b.trim(q.limit, policy, fs, align)
+			}
+			break
+		}
 		switch policy {
 		case OverflowDropNewest:
 			// Keep the datagrams that fit; drop the rest of b.
@@ -271,6 +281,29 @@ func (b *Block) prefixCovering(need, fs int, align Align) (k, freed int) {
 		}
 	}
 	return len(b.ends), freed
+}
+
+// trim cuts b, whose datagrams are all whole, to the datagrams that fit in
+// room bytes of queue (at least one): its first ones under
+// OverflowDropNewest, its last ones under OverflowDropOldest. It returns
+// how many datagrams it dropped.
+func (b *Block) trim(room int, policy Overflow, fs int, align Align) int64 {
+	n := len(b.ends)
+	if n <= 1 || b.open {
+		return 0
+	}
+	if policy == OverflowDropNewest {
+		k, _ := b.prefixFitting(room, fs, align)
+		k = max(k, 1)
+		b.truncate(k)
+		b.charge = b.chargeFor(fs, align)
+		return int64(n - k)
+	}
+	k, _ := b.prefixCovering(b.charge-room, fs, align)
+	k = min(k, n-1)
+	b.dropFront(k)
+	b.charge = b.chargeFor(fs, align)
+	return int64(k)
 }
 
 // truncate keeps b's first k datagrams (k ≥ 1).

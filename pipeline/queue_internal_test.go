@@ -138,3 +138,48 @@ func TestQueueTakesABlockLargerThanItsRoom(t *testing.T) {
 		t.Errorf("dropped %d, want 1: the queue is over its room", res.dropped)
 	}
 }
+
+// A block of many datagrams put on an empty queue whose room is smaller is
+// cut to the room under a drop policy: the queue's bound holds even for
+// the first block (a burst read in one batch).
+func TestQueueBoundHoldsForTheFirstBlock(t *testing.T) {
+	for _, c := range []struct {
+		policy Overflow
+		first  byte // the first datagram kept
+	}{
+		{OverflowDropNewest, 0},
+		{OverflowDropOldest, 10},
+	} {
+		q := newQueue(70)
+		b := newBlock(BlockSize)
+		b.reset(BlockSize)
+		for k := range 20 {
+			copy(b.DatagramSpare(), []byte{byte(k), 1, 2, 3, 4, 5, 6})
+			b.CommitDatagram(7)
+		}
+		b.charge = b.chargeFor(7, AlignDatagram)
+		res, err := q.put(b, c.policy, 7, AlignDatagram)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.dropped != 10 || q.high != 70 || q.bytes != 70 {
+			t.Errorf("policy %v: dropped %d, queued %d bytes (high %d); want 10 dropped and 70 bytes", c.policy, res.dropped, q.bytes, q.high)
+		}
+		got, ok, _ := q.tryTake()
+		if !ok || got.Datagrams() != 10 || got.data[0] != c.first || got.Len() != 70 {
+			t.Errorf("policy %v: took %d datagrams, %d bytes, first %d; want 10, 70, %d", c.policy, got.Datagrams(), got.Len(), got.data[0], c.first)
+		}
+	}
+	// Under OverflowBlock the first block goes through whole: its bytes
+	// were read, and an empty queue cannot wait for room.
+	q := newQueue(7)
+	b := newBlock(BlockSize)
+	b.reset(BlockSize)
+	for range 3 {
+		b.CommitDatagram(7)
+	}
+	b.charge = 21
+	if res, err := q.put(b, OverflowBlock, 7, AlignDatagram); err != nil || res.dropped != 0 || q.bytes != 21 {
+		t.Errorf("block policy: dropped %d, queued %d, err %v; want 0 dropped and 21 queued", res.dropped, q.bytes, err)
+	}
+}
