@@ -109,7 +109,7 @@ func (c *CounterCheck) OK() bool { return c.Corrupt == 0 && c.Discontinuities ==
 // String summarises the check in a few words.
 func (c *CounterCheck) String() string {
 	if c.OK() {
-		return fmt.Sprintf("counter stream verified (%d frames in order)", c.Frames)
+		return fmt.Sprintf("counter stream verified (%s in order)", count(c.Frames, "frame", "frames"))
 	}
-	return fmt.Sprintf("counter stream broken: %d corrupt frames, %d discontinuities; first at %v", c.Corrupt, c.Discontinuities, c.First)
+	return fmt.Sprintf("counter stream broken: %s, %s; first at %v", count(c.Corrupt, "corrupt frame", "corrupt frames"), count(c.Discontinuities, "discontinuity", "discontinuities"), c.First)
 }

@@ -158,8 +158,8 @@ func TestLoopbackFailures(t *testing.T) {
 		opts devicetest.Options
 		want string
 	}{
-		{"no echo", devicetest.Options{}, "1 frames never came back"},
-		{"corrupt", devicetest.Options{Echo: true, CorruptAt: []int64{7*20 + 6}}, "1 corrupt frames"},
+		{"no echo", devicetest.Options{}, "1 frame never came back"},
+		{"corrupt", devicetest.Options{Echo: true, CorruptAt: []int64{7*20 + 6}}, "1 corrupt frame,"},
 		{"lost byte", devicetest.Options{Echo: true, DropAt: []int64{7 * 50}}, "stray bytes"},
 	}
 	for _, c := range cases {
@@ -199,5 +199,33 @@ func TestSendMeetsBackpressureAtLineRate(t *testing.T) {
 	lineBytes := float64(7*frames - 32<<10)
 	if min := time.Duration(lineBytes / 11520 * float64(time.Second)); elapsed < min {
 		t.Errorf("send took %v, want at least %v at 115200 baud", elapsed, min)
+	}
+}
+
+// TestLoopbackMemoryIsFlat runs loopback on the echoing fake for 60,000 and
+// for 600,000 frames and compares the peak resident memory of the two
+// processes: a long self-test must not need more memory than a short one.
+func TestLoopbackMemoryIsFlat(t *testing.T) {
+	peak := func(count int) int64 {
+		t.Helper()
+		f := newFake(t, devicetest.Options{Echo: true})
+		code, _, stderr := framesend(t, nil, "loopback", "--port", f.Path(), "--count", fmt.Sprint(count), "--window", "64")
+		if code != 0 {
+			t.Fatalf("loopback of %d: exit %d: %s", count, code, stderr)
+		}
+		return lastMaxRSS
+	}
+	small, large := peak(60_000), peak(600_000)
+	t.Logf("peak RSS %d KiB for 60,000 frames, %d KiB for 600,000", small, large)
+	if large-small > 3<<10 {
+		t.Errorf("peak RSS grew by %d KiB from 60,000 to 600,000 frames: loopback's memory grows with the run", large-small)
+	}
+}
+
+func TestLoopbackSaysWhatCameBack(t *testing.T) {
+	f := newFake(t, devicetest.Options{}) // nothing echoes
+	code, _, stderr := runIn(context.Background(), "loopback", "--port", f.Path(), "--count", "3", "--timeout", "200ms")
+	if code != 1 || strings.Contains(stderr, "verified") || !strings.Contains(stderr, "0 of 1 frame came back; nothing came back to verify") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -106,21 +107,57 @@ type loopbackResult struct {
 	sent, back int64
 	check      pipeline.CounterCheck
 	elapsed    time.Duration
-	latencies  []time.Duration
+	latencies  latencySample
 	trailing   int
 }
 
 func (r *loopbackResult) String() string {
-	s := fmt.Sprintf("%d of %d frames came back", r.back, r.sent)
+	s := fmt.Sprintf("%d of %s came back", r.back, nOf(r.sent, "frame", "frames"))
 	if r.back > 0 && r.elapsed > 0 {
 		s += fmt.Sprintf(" in %.3f s (%.0f frames/s)", r.elapsed.Seconds(), float64(r.back)/r.elapsed.Seconds())
 	}
-	if len(r.latencies) > 0 {
-		lat := slices.Clone(r.latencies)
-		slices.Sort(lat)
-		s += fmt.Sprintf(", round trip median %v, p99 %v", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
+	if med, p99, ok := r.latencies.quantiles(); ok {
+		s += fmt.Sprintf(", round trip median %v, p99 %v", med.Round(time.Microsecond), p99.Round(time.Microsecond))
 	}
-	return s + "; " + r.check.String()
+	switch {
+	case r.back == 0:
+		return s + "; nothing came back to verify"
+	case !r.check.OK() || r.back == r.sent:
+		return s + "; " + r.check.String()
+	}
+	return s + fmt.Sprintf("; the %d that came back are in order", r.back)
+}
+
+// latencySample keeps the round trips of a loopback run in fixed memory:
+// every one up to its capacity, then a uniform random sample of them
+// (reservoir sampling), so a run of 100 million frames needs no more than
+// one of 100 thousand.
+type latencySample struct {
+	seen int64
+	kept []time.Duration
+}
+
+const latencySampleSize = 1 << 16
+
+func (l *latencySample) add(d time.Duration) {
+	l.seen++
+	if len(l.kept) < latencySampleSize {
+		l.kept = append(l.kept, d)
+		return
+	}
+	if i := rand.Int64N(l.seen); i < latencySampleSize {
+		l.kept[i] = d
+	}
+}
+
+// quantiles returns the median and the 99th percentile.
+func (l *latencySample) quantiles() (median, p99 time.Duration, ok bool) {
+	if len(l.kept) == 0 {
+		return 0, 0, false
+	}
+	lat := slices.Clone(l.kept)
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], true
 }
 
 // loopback writes count counter frames, at most window ahead of what has
@@ -130,7 +167,10 @@ func loopback(parent context.Context, port *device.Port, fs int, count int64, wi
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	res := &loopbackResult{}
-	sentAt := make([]atomic.Int64, count) // written by the writer, read when the frame is back
+	// When each frame in flight was written, by frame number modulo the
+	// window: no more than window frames are ever in flight, so the memory
+	// stays the same however long the run.
+	sentAt := make([]atomic.Int64, window)
 	credits := make(chan struct{}, window)
 	for range window {
 		credits <- struct{}{}
@@ -150,7 +190,7 @@ func loopback(parent context.Context, port *device.Port, fs int, count int64, wi
 			for i := range frame {
 				frame[i] = byte((k*int64(fs) + int64(i)) % 16)
 			}
-			sentAt[k].Store(int64(time.Since(start)))
+			sentAt[k%int64(window)].Store(int64(time.Since(start)))
 			if _, _, err := pipeline.WriteFull(port, frame); err != nil {
 				werr = err
 				cancel()
@@ -174,7 +214,7 @@ func loopback(parent context.Context, port *device.Port, fs int, count int64, wi
 					return
 				}
 				res.check.Check(f)
-				res.latencies = append(res.latencies, now.Sub(start)-time.Duration(sentAt[res.back].Load()))
+				res.latencies.add(now.Sub(start) - time.Duration(sentAt[res.back%int64(window)].Load()))
 				res.back++
 				credits <- struct{}{}
 			})
@@ -205,7 +245,7 @@ func loopback(parent context.Context, port *device.Port, fs int, count int64, wi
 	}
 	// Frames still in flight when the user stopped the test are not lost.
 	if res.back < res.sent && parent.Err() == nil {
-		problems = append(problems, fmt.Sprintf("%d frames never came back (is TX wired to RX?)", res.sent-res.back))
+		problems = append(problems, nOf(res.sent-res.back, "frame", "frames")+" never came back (is TX wired to RX?)")
 	}
 	if res.trailing > 0 {
 		problems = append(problems, fmt.Sprintf("%d stray bytes do not fill a frame", res.trailing))
@@ -214,4 +254,12 @@ func loopback(parent context.Context, port *device.Port, fs int, count int64, wi
 		return res, errors.New("loopback failed: " + strings.Join(problems, "; "))
 	}
 	return res, nil
+}
+
+// nOf is n and the word for n of a thing: 1 frame, 2 frames, 0 frames.
+func nOf(n int64, one, several string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, several)
 }

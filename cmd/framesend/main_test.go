@@ -105,6 +105,10 @@ func start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &stderr
 }
 
+// lastMaxRSS is the peak resident memory, in KiB, of the last process
+// framesend ran.
+var lastMaxRSS int64
+
 // framesend runs the binary with args and returns its exit code and stderr.
 func framesend(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
@@ -116,6 +120,9 @@ func framesend(t *testing.T, env []string, args ...string) (int, string, string)
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("run framesend: %v", err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		lastMaxRSS = ru.Maxrss
 	}
 	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
