@@ -24,11 +24,12 @@ const SystemdAppend = "console=ttyS0 rdinit=/lib/systemd/systemd panic=-1 quiet 
 // scenario as a service that runs once the system is up. The whole tree is
 // the initramfs: no disk, no block or filesystem modules.
 type SystemdGuest struct {
-	Root    string   // the Debian root (deb.DebianRoot); copied, never changed
-	Debs    []string // host .deb files installed with dpkg -i, in order
-	Modules []string // kernel modules to ship (with their dependencies)
-	Setup   string   // sh commands run in the root after the packages (the admin's part)
-	Script  string   // the scenario, with guest/lib.sh's helpers, run on the console
+	Root    string            // the Debian root (deb.DebianRoot); copied, never changed
+	Debs    []string          // host .deb files installed with dpkg -i, in order
+	Modules []string          // kernel modules to ship (with their dependencies)
+	Files   map[string]string // more files: guest path -> host file
+	Setup   string            // sh commands run in the root after the packages (the admin's part)
+	Script  string            // the scenario, with guest/lib.sh's helpers, run on the console
 }
 
 // hilService runs the scenario on the console once the system is up. The
@@ -97,6 +98,11 @@ func (g SystemdGuest) Build(ctx context.Context, d *Dist, out string) error {
 		}
 		os.Remove(filepath.Join(root, name))
 	}
+	for dst, src := range g.Files {
+		if err := copyFile(src, filepath.Join(root, dst)); err != nil {
+			return err
+		}
+	}
 	if g.Setup != "" {
 		if err := inRoot("sh", "-ec", g.Setup); err != nil {
 			return err
@@ -158,8 +164,14 @@ func (g SystemdGuest) Build(ctx context.Context, d *Dist, out string) error {
 		}
 	}
 	// What a test system does not need, so the initramfs stays small.
-	for _, dir := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"} {
+	for _, dir := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale"} {
 		os.RemoveAll(filepath.Join(root, dir))
+	}
+	// apt installs a local .deb without the archive's package lists, and
+	// reads them slowly under TCG.
+	lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_*"))
+	for _, l := range lists {
+		os.Remove(l)
 	}
 
 	f, err := os.Create(out)

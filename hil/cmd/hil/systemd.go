@@ -21,16 +21,6 @@ var debAmd64 string
 // systemdFrames is what the host's listen verifies after each plug-in.
 const systemdFrames = 2000
 
-// systemdAdmin is what the README tells an admin to do after installing the
-// package: a copy of the rules in /etc/udev/rules.d with the SYSTEMD_WANTS
-// line uncommented (it replaces the package's file of the same name), and
-// a setting in /etc/default/framesend.
-const systemdAdmin = `
-sed 's/^#TAG+="systemd"/TAG+="systemd"/' /usr/lib/udev/rules.d/99-framesend.rules \
-    > /etc/udev/rules.d/99-framesend.rules
-echo 'FRAMESEND_RATE=2000' >> /etc/default/framesend
-`
-
 // systemdUnit: Debian booted with systemd as PID 1 and the framesend
 // package installed. Plugging the FT232 in from the monitor starts
 // framesend@ttyUSB0.service through the rules' SYSTEMD_WANTS, and its
@@ -54,9 +44,8 @@ func systemdUnit(debFile string) hil.Scenario {
 			}
 			g := hil.SystemdGuest{
 				Root:    root,
-				Debs:    []string{debFile},
+				Files:   map[string]string{"root/" + filepath.Base(debFile): debFile},
 				Modules: []string{"xhci_pci", "ftdi_sio"},
-				Setup:   systemdAdmin,
 				Script:  systemdScript,
 			}
 			img := filepath.Join(dir, "systemd.cpio")
@@ -125,6 +114,9 @@ func systemdUnit(debFile string) hil.Scenario {
 		Script: systemdScript,
 		Checks: []hil.Check{
 			{Name: "package-installed", Fn: func(r *hil.Run) (string, error) {
+				if b, err := r.GuestBlock("install"); err != nil || b.RC != 0 {
+					return "", fmt.Errorf("apt install ./framesend_…_amd64.deb: %v %+v", err, b)
+				}
 				v, err := r.GuestBlock("version")
 				if err != nil {
 					return "", err
@@ -136,13 +128,23 @@ func systemdUnit(debFile string) hil.Scenario {
 				if err := want(r, "pid1", 0, "systemd"); err != nil {
 					return "", err
 				}
-				return "framesend " + version + " from the .deb, systemd is PID 1", nil
+				return "apt install of framesend " + version + " on the running system, systemd is PID 1", nil
 			}},
+			{Name: "install-reloads-systemd", Fn: reloadCheck("reloads_install", "install")},
 			{Name: "nothing-enabled", Fn: func(r *hil.Run) (string, error) {
+				if err := want(r, "enabled", 1, "disabled"); err != nil {
+					return "", err
+				}
 				if err := want(r, "before", 3, "inactive"); err != nil {
 					return "", err
 				}
-				return "framesend@ttyUSB0.service inactive before the adapter", nil
+				return "framesend@.service disabled, framesend@ttyUSB0.service inactive before the adapter", nil
+			}},
+			{Name: "admin-opt-in", Fn: func(r *hil.Run) (string, error) {
+				if err := want(r, "admin", 0, "1"); err != nil {
+					return "", err
+				}
+				return "README's sed: /etc/udev/rules.d/99-framesend.rules with SYSTEMD_WANTS, rules reloaded", nil
 			}},
 			{Name: "udev-systemd-wants", Fn: func(r *hil.Run) (string, error) {
 				b, err := r.GuestBlock("udev")
@@ -194,6 +196,27 @@ func systemdUnit(debFile string) hil.Scenario {
 				return "active again, PID " + s["MainPID"], nil
 			}},
 			{Name: "frames-after-replug", Fn: listenCheck("listen_again")},
+			{Name: "remove-keeps-settings", Fn: func(r *hil.Run) (string, error) {
+				b, err := r.GuestBlock("after_remove")
+				if err != nil {
+					return "", err
+				}
+				t := b.Text()
+				if strings.Count(t, "No such file") != 3 || !strings.Contains(t, "FRAMESEND_RATE=2000") {
+					return "", fmt.Errorf("after apt remove, want the binary, unit and rules gone and the admin's settings kept:\n%s", t)
+				}
+				return reloadCheck("reloads_remove", "remove")(r)
+			}},
+			{Name: "purge-removes-settings", Fn: func(r *hil.Run) (string, error) {
+				b, err := r.GuestBlock("after_purge")
+				if err != nil {
+					return "", err
+				}
+				if t := b.Text(); !strings.Contains(t, "'/etc/default/framesend': No such file") || !strings.Contains(t, "no packages found") {
+					return "", fmt.Errorf("after apt purge, want /etc/default/framesend and the package gone:\n%s", t)
+				}
+				return "/etc/default/framesend gone, dpkg knows no framesend", nil
+			}},
 			{Name: "systemd-analyze-security", Fn: func(r *hil.Run) (string, error) {
 				b, err := r.GuestBlock("security")
 				if err != nil {
@@ -230,10 +253,36 @@ wait_state() {
 }
 show() { systemctl show -p ActiveState -p SubState -p Result -p MainPID -p NRestarts $unit; }
 
+# reloads [N]: how many times systemd has reloaded its units; with N, wait
+# (up to 10 s) for the journal to show more than N.
+reloads() {
+	i=0
+	while c=$(journalctl -b _PID=1 -o cat | grep -c '^Reloading'); [ $i -lt 100 ] && [ "$c" -le "${1:--1}" ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "$c"
+}
+reloads_since() { echo "$1 $(reloads "$1")"; }
+
+run pid1 cat /proc/1/comm
+# Installed on the running system, as the README says; then the admin's
+# part, as the README says: the rules copied to /etc/udev/rules.d with the
+# SYSTEMD_WANTS line uncommented (replacing the package's file of the same
+# name), a setting in /etc/default/framesend.
+reloads0=$(reloads) # not $n: lib.sh's run uses n
+run install apt install -y /root/framesend_*_amd64.deb
+run reloads_install reloads_since $reloads0
 run version framesend --version
 run dpkg dpkg-query -W -f '${Version} ${db:Status-Status}\n' framesend
-run pid1 cat /proc/1/comm
+run enabled systemctl is-enabled framesend@.service
 run before systemctl is-active $unit
+run admin sh -ec '
+sed "s/^#TAG+=\"systemd\"/TAG+=\"systemd\"/" /usr/lib/udev/rules.d/99-framesend.rules \
+    > /etc/udev/rules.d/99-framesend.rules
+echo FRAMESEND_RATE=2000 >> /etc/default/framesend
+udevadm control --reload-rules
+grep -c "^TAG+=" /etc/udev/rules.d/99-framesend.rules'
 run security systemd-analyze security $unit
 
 sync_host plug
@@ -254,6 +303,13 @@ sync_host restarted
 wait_host done
 wait_state inactive failed
 run journal journalctl -u $unit --no-pager -o short-monotonic
+
+reloads0=$(reloads)
+run remove apt remove -y framesend
+run reloads_remove reloads_since $reloads0
+run after_remove sh -c 'ls /usr/bin/framesend /usr/lib/systemd/system/framesend@.service /usr/lib/udev/rules.d/99-framesend.rules 2>&1; cat /etc/default/framesend'
+run purge apt purge -y framesend
+run after_purge sh -c 'ls /etc/default/framesend 2>&1; dpkg-query -W framesend 2>&1'
 `
 
 // drain reads and throws away what the guest sends on the pty at path
@@ -288,6 +344,22 @@ func drain(path string) (stop func()) {
 		close(quit)
 		<-done
 		unix.Close(fd)
+	}
+}
+
+// reloadCheck: the package's maintainer script made systemd reload (the
+// journal shows one more "Reloading" of PID 1 than before).
+func reloadCheck(name, what string) func(r *hil.Run) (string, error) {
+	return func(r *hil.Run) (string, error) {
+		b, err := r.GuestBlock(name)
+		if err != nil {
+			return "", err
+		}
+		var before, after int
+		if _, err := fmt.Sscanf(strings.TrimSpace(b.Text()), "%d %d", &before, &after); err != nil || after <= before {
+			return "", fmt.Errorf("systemd did not reload during apt %s: reloads in the journal before and after: %q", what, b.Text())
+		}
+		return fmt.Sprintf("systemd reloaded during apt %s (PID 1's reloads: %d, then %d)", what, before, after), nil
 	}
 }
 
