@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"go.bug.st/serial"
@@ -51,7 +52,7 @@ func (e *Error) Error() string {
 		}
 		return e.Err.Error()
 	}
-	if e.Err == nil || e.Err == e.Class {
+	if e.Err == nil || e.Err == e.Class || e.Err.Error() == "" {
 		return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Class)
 	}
 	return fmt.Sprintf("%s %s: %v (%v)", e.Op, e.Path, e.Class, e.Err)
@@ -77,7 +78,38 @@ func classify(op, path string, err error) error {
 	if errors.As(err, &already) {
 		return err
 	}
-	return &Error{Op: op, Path: path, Class: classOf(op, err), Err: err}
+	return &Error{Op: op, Path: path, Class: classOf(op, err), Err: plainCause(err)}
+}
+
+// cause is an error shown in framesend's words, still wrapping the
+// original for errors.Is and errors.As.
+type cause struct {
+	msg string
+	err error
+}
+
+func (c *cause) Error() string { return c.msg }
+func (c *cause) Unwrap() error { return c.err }
+
+// plainCause keeps go.bug.st/serial's wording out of messages ("Invalid
+// serial port: error getting term settings: …"): what the kernel said
+// stays, or what it means when that says nothing useful.
+func plainCause(err error) error {
+	var pe *serial.PortError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code() {
+	case serial.InvalidSerialPort:
+		return &cause{"it is not a terminal: it has no line settings to set", err}
+	case serial.PortBusy, serial.PermissionDenied, serial.PortNotFound, serial.PortClosed:
+		return &cause{"", err} // the class says it all
+	}
+	msg := pe.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return &cause{msg, err}
 }
 
 func classOf(op string, err error) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,6 +58,13 @@ func OpenShared(path string, c Config) (*Port, error) { return open(path, c, fal
 func open(path string, c Config, lock bool) (*Port, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	_, serr := os.Stat(path)
+	switch real, _ := filepath.EvalSymlinks(path); {
+	case errors.Is(serr, syscall.ELOOP):
+		return nil, &Error{Op: "open", Path: path, Class: ErrNotFound, Err: &cause{"its symbolic links loop back on themselves and lead to no device", serr}}
+	case real == "/dev/ptmx" || real == "/dev/pts/ptmx":
+		return nil, &Error{Op: "open", Path: path, Class: ErrNotSerial, Err: errors.New("it is the pseudo-terminal multiplexer: each open makes a new pseudo-terminal that nobody reads; name the pseudo-terminal itself, such as socat's link or /dev/pts/N")}
 	}
 	// A directory opens with EISDIR and a missing node with ENOENT inside
 	// go.bug.st/serial; a regular file would be accepted by open(2) and only

@@ -64,9 +64,7 @@ func List(root string, who Identity) ([]Info, error) {
 			continue // an 8250 placeholder with no UART behind it
 		}
 		in := Info{Name: name, Path: "/dev/" + name}
-		if d, err := os.Readlink(filepath.Join(sys, "device/driver")); err == nil {
-			in.Driver = filepath.Base(d)
-		}
+		in.Driver = driverOf(filepath.Join(sys, "device"))
 		usbInfo(sys, &in)
 		for _, l := range links[in.Path] {
 			switch {
@@ -213,4 +211,27 @@ func statGid(fi os.FileInfo) int {
 		return int(st.Gid)
 	}
 	return -1
+}
+
+// driverOf names the driver of the device at dev (a sysfs path). Since
+// Linux 6.5 a UART's tty device hangs under the serial core's own "port"
+// and "ctrl" devices (bus serial-base), whose drivers say nothing about the
+// hardware: the name is taken from the first device above them with a
+// driver of its own, such as serial (8250 on PNP) or dw-apb-uart.
+func driverOf(dev string) string {
+	dev, err := filepath.EvalSymlinks(dev)
+	if err != nil {
+		return ""
+	}
+	for range 4 {
+		d, err := os.Readlink(filepath.Join(dev, "driver"))
+		if err != nil {
+			return ""
+		}
+		if !strings.Contains(d, "/serial-base/") {
+			return filepath.Base(d)
+		}
+		dev = filepath.Dir(dev)
+	}
+	return ""
 }

@@ -256,3 +256,36 @@ func TestHoldersFindsAnotherProcess(t *testing.T) {
 		t.Errorf("holders = %v, want %s among them", holders, want)
 	}
 }
+
+// TestListNamesTheHardwareDriver: on Linux 6.5 and later a UART's tty hangs
+// under the serial core's port and ctrl devices; the driver shown is the
+// hardware's (serial, for an 8250 on PNP), not "port".
+func TestListNamesTheHardwareDriver(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(p string) { os.MkdirAll(filepath.Join(dir, p), 0o755) }
+	ln := func(target, link string) {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("sys/devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0")
+	mk("sys/bus/serial-base/drivers/port")
+	mk("sys/bus/serial-base/drivers/ctrl")
+	mk("sys/bus/pnp/drivers/serial")
+	mk("sys/class/tty")
+	mk("dev")
+	os.WriteFile(filepath.Join(dir, "dev/ttyS0"), nil, 0o644)
+	ln("../../../bus/pnp/drivers/serial", "sys/devices/pnp0/00:00/driver")
+	ln("../../../../bus/serial-base/drivers/ctrl", "sys/devices/pnp0/00:00/00:00:0/driver")
+	ln("../../../../../bus/serial-base/drivers/port", "sys/devices/pnp0/00:00/00:00:0/00:00:0.0/driver")
+	ln("../../../00:00:0.0", "sys/devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0/device")
+	os.WriteFile(filepath.Join(dir, "sys/devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0/type"), []byte("4\n"), 0o644)
+	ln("../../devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0", "sys/class/tty/ttyS0")
+	ports, err := device.List(dir, root)
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("List = %+v, %v; want ttyS0", ports, err)
+	}
+	if ports[0].Driver != "serial" {
+		t.Errorf("ttyS0 driver = %q, want serial (the hardware's, not the serial core's port)", ports[0].Driver)
+	}
+}

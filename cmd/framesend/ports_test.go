@@ -97,3 +97,25 @@ func TestDoctorOnCommonNonPorts(t *testing.T) {
 		t.Errorf("doctor with sleep holding the pty: exit %d, want 1 naming %s only:\n%s", code, want, stdout)
 	}
 }
+
+// TestPortErrorsInPlainWords: no port error carries the serial library's
+// wording, and the common wrong ports are named for what they are.
+func TestPortErrorsInPlainWords(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "loopA"), filepath.Join(dir, "loopB")
+	os.Symlink(b, a)
+	os.Symlink(a, b)
+	cases := []struct{ port, want string }{
+		{"/dev/null", "not a serial device (it is not a terminal: it has no line settings to set)"},
+		{"/dev/ptmx", "it is the pseudo-terminal multiplexer: each open makes a new pseudo-terminal that nobody reads"},
+		{a, "its symbolic links loop back on themselves and lead to no device"},
+	}
+	for _, c := range cases {
+		for _, cmd := range []string{"send", "listen"} {
+			code, _, stderr := runIn(context.Background(), cmd, "--port", c.port, "--count", "1")
+			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "Invalid serial port") || strings.Contains(stderr, "error getting") {
+				t.Errorf("%s --port %s: exit %d, stderr %q: want 1 and %q", cmd, c.port, code, stderr, c.want)
+			}
+		}
+	}
+}
