@@ -54,7 +54,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"MQTT messages) into frames of --frame-size bytes and writes them, whole and in order,\n" +
 			"to a serial port: a USB-serial adapter, a Raspberry Pi UART or a socat virtual port.\n" +
 			"Every flag can also be set from the environment as FRAMESEND_ and the flag's name in\n" +
-			"capitals, with - as _: FRAMESEND_PORT=/dev/ttyUSB0, FRAMESEND_FRAME_SIZE=16.\n\n" +
+			"capitals, with - as _: FRAMESEND_PORT=/dev/ttyUSB0, FRAMESEND_FRAME_SIZE=16. Flags that\n" +
+			"mean something else in another command have the command in the name too:\n" +
+			"FRAMESEND_LISTEN_COUNT, FRAMESEND_LOOPBACK_TIMEOUT, FRAMESEND_DEMO_COUNT.\n\n" +
 			"Exit codes: 0 success (a stop by SIGINT or SIGTERM included), 1 a failure at run\n" +
 			"time (the port, the device, a failed verification), 2 bad usage.",
 		Reader:               stdin,

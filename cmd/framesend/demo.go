@@ -28,7 +28,7 @@ func demoCommand() *cli.Command {
 			"   framesend demo --rate 1000 --count 5000 --frame-size 16",
 		Flags: []cli.Flag{
 			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Value: 20, Usage: "frames per second; 0 = as fast as possible", EnvVars: env("rate")},
-			&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 60, Usage: "frames to send", EnvVars: env("count")},
+			&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 60, Usage: "frames to send", EnvVars: envFor("demo", "count")},
 			&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size")},
 		},
 		Action: demoAction,

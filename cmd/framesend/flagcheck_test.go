@@ -106,3 +106,17 @@ func TestUnusedFlagsFromTheEnvironmentWarn(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want a warning about the password", code, stderr)
 	}
 }
+
+// TestCommandsOwnVariables: FRAMESEND_COUNT is send's; listen's --count is
+// FRAMESEND_LISTEN_COUNT, so a service's setting never changes a listen.
+func TestCommandsOwnVariables(t *testing.T) {
+	f := newFake(t, devicetest.Options{})
+	f.Write(counterBytes(7 * 3))
+	t.Setenv("FRAMESEND_COUNT", "1")
+	t.Setenv("FRAMESEND_TIMEOUT", "1ns")
+	t.Setenv("FRAMESEND_LISTEN_COUNT", "2")
+	code, stdout, stderr := runIn(context.Background(), "listen", "--port", f.Path())
+	if code != 0 || strings.Count(stdout, "\n") != 2 {
+		t.Errorf("exit %d, %d lines, stderr %q: want the 2 frames FRAMESEND_LISTEN_COUNT asks for", code, strings.Count(stdout, "\n"), stderr)
+	}
+}

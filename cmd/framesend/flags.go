@@ -14,6 +14,14 @@ func env(name string) []string {
 	return []string{"FRAMESEND_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
 }
 
+// envFor names the variable of a flag whose meaning is the command's own
+// (listen's --count stops listening, send's sends), so that one set for
+// one command, as in a service's /etc/default file, never changes another:
+// FRAMESEND_LISTEN_COUNT.
+func envFor(command, name string) []string {
+	return env(command + "_" + name)
+}
+
 const (
 	catSerial = "Serial port"
 	catSource = "Source"

@@ -192,6 +192,7 @@ func placeholder(f cli.DocGenerationFlag) (string, string) {
 func manPage(app *cli.App) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, ".TH FRAMESEND 1 \"\" \"framesend %s\" \"User Commands\"\n", troff(app.Version))
+	b.WriteString(".nh\n") // no hyphens inside flag and variable names
 	fmt.Fprintf(&b, ".SH NAME\nframesend \\- %s\n", troff(app.Usage))
 	b.WriteString(".SH SYNOPSIS\n")
 	for _, c := range visibleCommands(app) {
@@ -236,6 +237,7 @@ func manPage(app *cli.App) string {
 				}
 				b.WriteString(".\n")
 				for _, e := range d.GetEnvVars() {
+					fmt.Fprintf(&b, "Also \\fB%s\\fR.\n", troff(e))
 					if _, seen := envs[e]; !seen {
 						envOrder = append(envOrder, e)
 					}

@@ -66,13 +66,15 @@ func TestManPage(t *testing.T) {
 	app := newApp(nil, nil, nil)
 	env := page[strings.Index(page, ".SH ENVIRONMENT"):]
 	for _, c := range visibleCommands(app) {
-		sec := page[strings.Index(page, `.SS "framesend `+c.Name+`"`):]
+		sec := page[strings.Index(page, `.SS "framesend `+c.Name+`"`)+4:]
+		sec = sec[:strings.Index(sec, "\n.S")]
 		for _, f := range visibleFlags(c) {
 			if !strings.Contains(sec, `\fB`+troff("--"+f.Names()[0])+`\fR`) {
 				t.Errorf("%s --%s is not in the man page", c.Name, f.Names()[0])
 			}
-			if !strings.Contains(env, troff("FRAMESEND_"+strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_")))) {
-				t.Errorf("the variable of %s --%s is not in ENVIRONMENT", c.Name, f.Names()[0])
+			vars := f.(interface{ GetEnvVars() []string }).GetEnvVars()
+			if len(vars) != 1 || !strings.Contains(env, troff(vars[0])) || !strings.Contains(sec, troff(vars[0])) {
+				t.Errorf("the variable of %s --%s (%v) is not in ENVIRONMENT and in its entry", c.Name, f.Names()[0], vars)
 			}
 		}
 	}
