@@ -65,6 +65,15 @@ func TestBashCompletion(t *testing.T) {
 			}
 		})
 	}
+	// Every flag of every command is offered.
+	for _, c := range visibleCommands(newApp(nil, nil, nil)) {
+		got := bashComplete(t, "framesend", c.Name, "--")
+		for _, f := range visibleFlags(c) {
+			if !contains(got, "--"+f.Names()[0]) {
+				t.Errorf("framesend %s --<TAB> does not offer --%s", c.Name, f.Names()[0])
+			}
+		}
+	}
 	// --port completes paths, starting at /dev/tty.
 	if got := bashComplete(t, "framesend", "send", "--port", ""); len(got) == 0 || !strings.HasPrefix(got[0], "/dev/tty") {
 		t.Errorf("--port offered %q, want /dev/tty… paths", got)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -151,6 +152,12 @@ func listenAction(c *cli.Context) error {
 	format := c.String("format")
 	if format != "hex" && format != "jsonl" && format != "raw" {
 		return usagef("--format %q is not a format: use hex, jsonl or raw", format)
+	}
+	warn := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	if err := refuseUnused(c, warn, []unusedFlag{
+		{"format", !c.Bool("quiet"), "has no effect with --quiet, which prints no frames"},
+	}); err != nil {
+		return err
 	}
 	if c.Bool("quiet") {
 		format = ""

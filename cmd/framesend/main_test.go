@@ -302,6 +302,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"send", "--port", f.Path(), "--connect-timeout", "1s"}, 2, []string{"--connect-timeout applies to mqtt://"}},
 		{[]string{"send", "--port", f.Path(), "--mqtt-key", "k.pem"}, 2, []string{"--mqtt-key applies to mqtts://"}},
 		{[]string{"send", "--port", f.Path(), "--reconnect-timeout", "1m"}, 2, []string{"--reconnect-timeout applies with --reconnect only"}},
+		{[]string{"send", "--port", f.Path(), "--partial", "drop", "--pad", "0xff"}, 2, []string{"--pad applies with --partial pad only, not --partial drop"}},
+		{[]string{"listen", "--port", f.Path(), "--quiet", "--format", "jsonl"}, 2, []string{"--format has no effect with --quiet"}},
 		{[]string{"send", "--port", f.Path(), "--allow-from", "10.0.0.0/8"}, 2, []string{"--allow-from applies to udp sources only"}},
 		{[]string{"send", "--port", f.Path(), "--rate", "1e-10"}, 2, []string{"--rate 1e-10", "use 1e-06 to 10,000,000"}},
 		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "10ms or more"}},

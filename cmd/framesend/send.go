@@ -123,6 +123,7 @@ func sendAction(c *cli.Context) error {
 		{"mqtt-cert", isMQTTS, notMQTTS},
 		{"mqtt-key", isMQTTS, notMQTTS},
 		{"reconnect-timeout", c.Bool("reconnect"), "applies with --reconnect only"},
+		{"pad", cfg.Partial == pipeline.PartialPad, "applies with --partial pad only, not --partial " + string(cfg.Partial)},
 	}); err != nil {
 		return err
 	}

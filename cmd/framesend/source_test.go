@@ -64,7 +64,11 @@ func TestFileSourcePartialPolicies(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.partial, func(t *testing.T) {
-			code, stderr, got := sendTo(t, nil, "--source", "file:"+path, "--partial", c.partial, "--pad", "0xa5")
+			args := []string{"--source", "file:" + path, "--partial", c.partial}
+			if c.partial == "pad" {
+				args = append(args, "--pad", "0xa5")
+			}
+			code, stderr, got := sendTo(t, nil, args...)
 			if code != c.code {
 				t.Fatalf("exit %d, want %d: %s", code, c.code, stderr)
 			}
