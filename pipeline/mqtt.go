@@ -73,6 +73,14 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 	if cfg.StatusTopic != "" {
 		opts.SetBinaryWill(cfg.StatusTopic, []byte(`{"state":"offline"}`), 1, true)
 	}
+	// The session is persistent, so the broker sends what it holds for
+	// this client right after it accepts the connection, before the
+	// subscription below has put its route in place. paho neither delivers
+	// nor acknowledges a message that matches no route, and the broker
+	// then waits for ever for its acknowledgement; the default handler
+	// takes those messages, which can only be ours (this client subscribes
+	// to one topic).
+	opts.SetDefaultPublishHandler(m.receive)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again after a reconnect is harmless, and needed if
 		// the broker lost the session.
