@@ -37,7 +37,7 @@ func main() {
 	udpTo := flag.String("udp-send", "", "internal: be the UDP sender, to this address")
 	udpN := flag.Int("udp-n", 0, "internal: the UDP sender's datagram count")
 	udpRate := flag.Float64("udp-rate", 0, "internal: the UDP sender's rate (0: as fast as it can)")
-	only := flag.String("only", "", "measure only these rows: udp, mqtt (comma-separated)")
+	only := flag.String("only", "", "measure only these rows: udp, mqtt, line (comma-separated)")
 	flag.Parse()
 	if *udpTo != "" {
 		if err := udpSender(*udpTo, *udpN, *udpRate); err != nil {
@@ -290,6 +290,11 @@ func measure(framesend string, runs int, outPath string) error {
 		fmt.Fprintf(&t, "| %d baud, %.1f s measured | %.1f frames/s | %.1f frames/s | %.4f | %s | %.2f%% (%v CPU for %.1f s of line time) |\n",
 			r.baud, r.seconds, r.nominal, r.achieved, r.achieved/r.nominal, intact, r.cpuShare*100, r.sendCPU.Round(time.Millisecond), float64(r.sendCount*7)/(float64(r.baud)/10))
 		fmt.Fprintf(os.Stderr, "line rate %d done\n", lr.baud)
+	}
+
+	// Per-frame line shaping: DMX512 breaks, Modbus gaps.
+	if err := lineRows(&t); err != nil {
+		return err
 	}
 
 	// Datagrams: UDP against socat, MQTT against mosquitto_sub.

@@ -380,8 +380,10 @@ func measureOnly(framesend, only, outPath string) error {
 			err = udpRows(&t, self, framesend, 5)
 		case "mqtt":
 			err = mqttRows(&t, framesend, 5)
+		case "line":
+			err = lineRows(&t)
 		default:
-			err = fmt.Errorf("-only %q: use udp or mqtt", what)
+			err = fmt.Errorf("-only %q: use udp, mqtt or line", what)
 		}
 		if err != nil {
 			return err

@@ -17,12 +17,15 @@
 //     lacks it), compared with what was asked;
 //   - RS-485 (TIOCSRS485) and low latency (TIOCSSERIAL), whose structs x/sys
 //     does not declare, so they are declared here;
-//   - writes that honour deadlines: the descriptor is non-blocking under the
-//     runtime's poller (os.File), which go.bug.st/serial's blocking Write,
-//     uninterruptible even by Close, cannot give; drains that watch the
-//     output queue (TIOCOUTQ) against the same deadline instead of blocking
-//     in tcdrain; BREAKs (TIOCSBRK, TIOCCBRK) and idle gaps timed to the
-//     microsecond around each frame.
+//   - writes that honour deadlines, which go.bug.st/serial's blocking Write,
+//     uninterruptible even by Close, cannot give: the descriptor is
+//     non-blocking and a write waits for room with ppoll(2) on it and an
+//     eventfd that a new deadline or Close signals (not the runtime's
+//     poller, whose epoll registration wakes the process each time the far
+//     end reads, doubling the CPU per frame of small writes); drains that
+//     watch the output queue (TIOCOUTQ) against the same deadline instead of
+//     blocking in tcdrain; BREAKs (TIOCSBRK, TIOCCBRK) and idle gaps timed to
+//     the microsecond around each frame.
 //
 // Every error returned by this package names the port's path and wraps one of
 // the sentinel errors below, so callers can use errors.Is to choose a message

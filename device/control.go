@@ -321,17 +321,34 @@ func (p *Port) Break(d time.Duration) error {
 	return p.breakNow(d)
 }
 
+// BreakTiming is how the last BREAK went. Break runs from the return of
+// TIOCSBRK (the driver sets the break as the call's last act, after any
+// bytes still queued have gone) to the return of TIOCCBRK; End is that
+// return; Mark runs from End to just before the write(2) of the frame that
+// followed (zero until it is written).
+type BreakTiming struct {
+	Break time.Duration
+	End   time.Time
+	Mark  time.Duration
+}
+
+// LastBreak returns the timing of the last BREAK the port sent. Call it
+// from the goroutine that sends.
+func (p *Port) LastBreak() BreakTiming { return p.lastBreak }
+
 func (p *Port) breakNow(d time.Duration) error {
 	if err := p.line.ioctlInt(unix.TIOCSBRK, 0); err != nil {
 		err = breakErr(err)
 		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}
 	}
+	start := time.Now()
 	sleepPrecisely(d)
 	if err := p.line.ioctlInt(unix.TIOCCBRK, 0); err != nil {
 		err = breakErr(err)
 		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}
 	}
 	p.lineFree = time.Now()
+	p.lastBreak = BreakTiming{Break: p.lineFree.Sub(start), End: p.lineFree}
 	return nil
 }
 

@@ -116,8 +116,14 @@ func TestFrameBreakOnThePty(t *testing.T) {
 	if err := p.BeforeFrame(); err != nil {
 		t.Fatalf("BeforeFrame = %v", err)
 	}
+	if _, err := p.Write(make([]byte, 513)); err != nil {
+		t.Fatalf("Write = %v", err)
+	}
 	if took := time.Since(start); took < 112*time.Microsecond {
-		t.Errorf("BeforeFrame took %v, want at least the 112µs of break and mark", took)
+		t.Errorf("break, mark and write took %v, want at least the 112µs of break and mark", took)
+	}
+	if b := p.LastBreak(); b.Break < 100*time.Microsecond || b.Mark < 12*time.Microsecond {
+		t.Errorf("LastBreak = %+v, want a break of at least 100µs and a mark of at least 12µs", b)
 	}
 	if err := p.Break(time.Millisecond); err != nil {
 		t.Fatalf("Break = %v", err)

@@ -16,22 +16,26 @@ import (
 
 // Port is an open serial port. It holds two descriptors of the device:
 // go.bug.st/serial's, which configured the line and serves Read, and
-// framesend's own, non-blocking under the runtime's poller, which serves
-// Write (with deadlines), the drain, the flock and every ioctl that
-// go.bug.st/serial does not make.
+// framesend's own, non-blocking (see lineFD), which serves Write (with
+// deadlines), the drain, the flock and every ioctl that go.bug.st/serial
+// does not make.
 type Port struct {
 	path     string
 	config   Config
 	port     serial.Port
-	file     *os.File // framesend's descriptor; holds the flock if any
+	file     *lineFD // framesend's descriptor; holds the flock if any
 	line     line
 	closed   atomic.Bool
 	settings Settings
 	notes    []string
 	byteTime time.Duration
-	pty      bool   // a pseudo-terminal's device side
-	timerWas int    // an FTDI latency timer before it was lowered, or 0
-	sysRoot  string // where sysfs is found: "/" but in tests
+	pty      bool // a pseudo-terminal's device side
+	timerWas int  // an FTDI latency timer before it was lowered, or 0
+
+	lastBreak BreakTiming // set by the goroutine that sends
+	markUntil time.Time   // the mark after a frame's break ends then (Write waits for it)
+	rt        int         // real-time priority for shaping: 0 not asked, 1 granted, -1 refused
+	sysRoot   string      // where sysfs is found: "/" but in tests
 
 	mu       sync.Mutex
 	deadline time.Time // the write deadline last set
@@ -92,15 +96,13 @@ func open(path string, c Config, lock bool) (*Port, error) {
 			return nil, classify("lock", path, err)
 		}
 	}
-	// Non-blocking, so the runtime's poller serves it: writes then
-	// honour deadlines, and Close ends a write in progress.
-	file := os.NewFile(uintptr(fd), path)
-	rc, err := file.SyscallConn()
+	// Non-blocking, so that writes can honour a deadline (see lineFD).
+	file, err := newLineFD(fd)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return nil, classify("open", path, err)
 	}
-	l := fdLine{control: rc.Control}
+	l := fdLine{control: file.control}
 	p, err := serial.Open(path, c.mode())
 	if err != nil {
 		file.Close()
@@ -118,7 +120,7 @@ func open(path string, c Config, lock bool) (*Port, error) {
 		file.Close()
 		return nil, &Error{Op: "configure", Path: path, Class: classOfControl(err), Err: err}
 	}
-	port := &Port{path: path, config: c, port: p, file: file, line: l, byteTime: c.ByteTime(), pty: isPTY(rc), sysRoot: "/"}
+	port := &Port{path: path, config: c, port: p, file: file, line: l, byteTime: c.ByteTime(), pty: isPTY(file.control), sysRoot: "/"}
 	if err := port.configure(); err != nil {
 		port.Close()
 		return nil, err
@@ -187,10 +189,10 @@ func (p *Port) configure() error {
 
 // isPTY reports whether the descriptor is a pseudo-terminal's device side
 // (/dev/pts/N: the kernel's UNIX98 pty slave majors are 136 to 143).
-func isPTY(rc syscall.RawConn) bool {
+func isPTY(control func(func(fd uintptr)) error) bool {
 	var st unix.Stat_t
 	var serr error = unix.ENOTTY
-	rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) })
+	control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) })
 	if serr != nil {
 		return false
 	}
@@ -245,6 +247,11 @@ func (p *Port) Write(b []byte) (int, error) {
 	if p.closed.Load() {
 		return 0, &Error{Op: "write", Path: p.path, Class: ErrClosed}
 	}
+	if !p.markUntil.IsZero() {
+		sleepPrecisely(time.Until(p.markUntil))
+		p.markUntil = time.Time{}
+		p.lastBreak.Mark = time.Since(p.lastBreak.End)
+	}
 	start := time.Now()
 	n, err := p.file.Write(b)
 	if n > 0 {
@@ -266,7 +273,8 @@ func (p *Port) SetWriteDeadline(t time.Time) error {
 	p.mu.Lock()
 	p.deadline = t
 	p.mu.Unlock()
-	return classify("write", p.path, p.file.SetWriteDeadline(t))
+	p.file.SetWriteDeadline(t)
+	return nil
 }
 
 func (p *Port) writeDeadline() time.Time {
@@ -363,7 +371,26 @@ func (p *Port) settle() error {
 // ShapeFrames reports whether the port shapes the line around each frame
 // (a BREAK before it, an idle gap after it), so that the sender writes one
 // frame per call and calls BeforeFrame and AfterFrame around each.
+//
+// The first call of BeforeFrame or AfterFrame wires the calling goroutine to
+// its thread for good and asks real-time priority for that thread (granted
+// to root or with CAP_SYS_NICE; see RealTime), so that breaks, marks and
+// gaps keep to the microsecond on a busy machine. Call them from the
+// goroutine that writes, which should end when the sending does.
 func (p *Port) ShapeFrames() bool { return p.config.FrameBreak > 0 || p.config.Gap > 0 }
+
+// RealTime reports whether the thread shaping the frames got real-time
+// priority (false before the first shaped frame, or if refused).
+func (p *Port) RealTime() bool { return p.rt > 0 }
+
+func (p *Port) shapeThread() {
+	if p.rt == 0 {
+		p.rt = -1
+		if realtime() {
+			p.rt = 1
+		}
+	}
+}
 
 // BeforeFrame sends the BREAK and the mark-after-break that precede every
 // frame (DMX512), once the previous frame has left the line.
@@ -374,14 +401,16 @@ func (p *Port) BeforeFrame() error {
 	if p.closed.Load() {
 		return &Error{Op: "break", Path: p.path, Class: ErrClosed}
 	}
+	p.shapeThread()
 	if err := p.settle(); err != nil {
 		return err
 	}
 	if err := p.breakNow(p.config.FrameBreak); err != nil {
 		return err
 	}
-	sleepPrecisely(p.config.MarkAfterBreak)
-	p.lineFree = time.Now()
+	// The mark ends in Write, just before the frame's write(2), so that
+	// what the sender does in between is part of the mark, not added to it.
+	p.markUntil = p.lastBreak.End.Add(p.config.MarkAfterBreak)
 	return nil
 }
 
@@ -394,6 +423,7 @@ func (p *Port) AfterFrame() error {
 	if p.closed.Load() {
 		return &Error{Op: "drain", Path: p.path, Class: ErrClosed}
 	}
+	p.shapeThread()
 	if err := p.settle(); err != nil {
 		return err
 	}

@@ -112,22 +112,35 @@ func (b *bound) duringStop() bool {
 }
 
 // arm sets the writer's deadline for a write or drain of rest bytes: the
-// write timeout plus the time the bytes take on the line.
+// write timeout plus the time the bytes take on the line. Resetting a
+// deadline costs about as much as a small write, so a deadline still at
+// least half the timeout away is kept; retry makes up for it, so a stall is
+// still reported only after the whole timeout without progress.
 func (s *sender) arm(rest int) error {
-	if s.bound.dw == nil {
+	if s.bound.dw == nil || s.cfg.WriteTimeout <= 0 {
+		return nil // no deadline but the stop's, which stopAt sets
+	}
+	now := time.Now()
+	s.callStart = now
+	if now.Before(s.rearmAt) {
 		return nil
 	}
-	var d time.Time
-	if s.cfg.WriteTimeout > 0 {
-		d = time.Now().Add(s.cfg.WriteTimeout + time.Duration(rest)*s.cfg.ByteTime)
-	}
-	return s.bound.arm(d)
+	s.rearmAt = now.Add(s.cfg.WriteTimeout / 2)
+	return s.bound.arm(now.Add(s.cfg.WriteTimeout + time.Duration(rest)*s.cfg.ByteTime))
 }
 
-// progressed reports whether a write that ended with err may go on: its
-// deadline passed after some bytes went out, and the stop's has not.
-func (s *sender) progressed(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded) && !s.bound.duringStop()
+// retry reports whether a write call that took n bytes and ended with err
+// may go on under a new deadline: its deadline passed, the stop's has not,
+// and it made progress, or has waited less than the write timeout.
+func (s *sender) retry(n int, err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || s.bound.duringStop() {
+		return false
+	}
+	if n > 0 || time.Since(s.callStart) < s.cfg.WriteTimeout {
+		s.rearmAt = time.Time{}
+		return true
+	}
+	return false
 }
 
 // stalled turns a deadline error of op into a *StallError; other errors
@@ -146,6 +159,7 @@ func (s *sender) stalled(op string, err error) error {
 // largest batch.
 func (s *sender) drain() error {
 	if d, ok := s.w.(DeadlineDrainer); ok {
+		s.rearmAt = time.Time{} // a drain gets a deadline of its own
 		if err := s.arm(s.maxW); err != nil {
 			return err
 		}
@@ -164,6 +178,7 @@ func (s *sender) drain() error {
 // deadline, reconnecting a writer that went away in between.
 func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
 	for {
+		s.rearmAt = time.Time{} // a break or gap gets a deadline of its own
 		if err := s.arm(s.fs); err != nil {
 			return err
 		}

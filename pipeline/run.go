@@ -278,8 +278,10 @@ type sender struct {
 
 	drainBy time.Time // set once ctx is done
 
-	bound  bound       // the writer's deadlines
-	shaper FrameShaper // nil unless the writer shapes every frame
+	bound     bound       // the writer's deadlines
+	rearmAt   time.Time   // arm keeps the deadline until then
+	callStart time.Time   // when the write call in progress began
+	shaper    FrameShaper // nil unless the writer shapes every frame
 }
 
 func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender {
@@ -666,11 +668,11 @@ func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
 }
 
 // writeGuard bounds each write call of writeFull: arm sets the deadline for
-// the rest bytes left, progressed says whether a write that made progress
+// the rest bytes left, retry says whether a write call that took n bytes
 // before its error may go on.
 type writeGuard interface {
 	arm(rest int) error
-	progressed(err error) bool
+	retry(n int, err error) bool
 }
 
 // writeFull is WriteFull reporting each write call to live, if not nil,
@@ -693,7 +695,7 @@ func writeFull(w io.Writer, p []byte, live *Live, g writeGuard) (written, calls 
 		calls++
 		written += n
 		if err != nil {
-			if g != nil && n > 0 && g.progressed(err) {
+			if g != nil && g.retry(n, err) {
 				continue // slow, not stalled: a new deadline for the rest
 			}
 			return written, calls, err

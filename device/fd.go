@@ -1,0 +1,134 @@
+package device
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lineFD is framesend's own descriptor of the tty, non-blocking, with
+// writes that honour a deadline. It does not use the runtime's poller: a
+// descriptor registered there is woken through epoll every time the far end
+// reads, which on a fast line costs more than the writes themselves. A
+// write instead waits for room with ppoll(2) only when the kernel's buffer
+// is full, on the descriptor and an eventfd that SetWriteDeadline and Close
+// signal, so either cuts a waiting write short.
+type lineFD struct {
+	fd, wake int
+
+	use    sync.RWMutex // held for reading by every call on fd; Close takes it
+	closed atomic.Bool
+
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func newLineFD(fd int) (*lineFD, error) {
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	return &lineFD{fd: fd, wake: wake}, nil
+}
+
+// control runs f with the descriptor, which stays open until f returns.
+func (l *lineFD) control(f func(fd uintptr)) error {
+	l.use.RLock()
+	defer l.use.RUnlock()
+	if l.closed.Load() {
+		return os.ErrClosed
+	}
+	f(uintptr(l.fd))
+	return nil
+}
+
+// Write writes all of b unless the deadline passes (os.ErrDeadlineExceeded),
+// the port is closed (os.ErrClosed) or the device fails.
+func (l *lineFD) Write(b []byte) (int, error) {
+	l.use.RLock()
+	defer l.use.RUnlock()
+	written := 0
+	for written < len(b) {
+		if l.closed.Load() {
+			return written, os.ErrClosed
+		}
+		n, err := unix.Write(l.fd, b[written:])
+		if n > 0 {
+			written += n
+		}
+		switch {
+		case err == nil || errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN):
+			if err := l.waitWritable(); err != nil {
+				return written, err
+			}
+		default:
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// waitWritable blocks until the descriptor takes data, the deadline passes
+// or the port is closed.
+func (l *lineFD) waitWritable() error {
+	for {
+		if l.closed.Load() {
+			return os.ErrClosed
+		}
+		l.mu.Lock()
+		dl := l.deadline
+		l.mu.Unlock()
+		var ts *unix.Timespec
+		if !dl.IsZero() {
+			left := time.Until(dl)
+			if left <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			t := unix.NsecToTimespec(int64(left))
+			ts = &t
+		}
+		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLOUT}, {Fd: int32(l.wake), Events: unix.POLLIN}}
+		if _, err := unix.Ppoll(fds, ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		if fds[1].Revents != 0 {
+			var buf [8]byte
+			unix.Read(l.wake, buf[:]) // the deadline changed, or Close
+		}
+		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 {
+			return nil // the next write says which
+		}
+	}
+}
+
+// SetWriteDeadline sets the deadline of writes, also of one waiting now.
+func (l *lineFD) SetWriteDeadline(t time.Time) {
+	l.mu.Lock()
+	l.deadline = t
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *lineFD) signal() {
+	one := [8]byte{1}
+	unix.Write(l.wake, one[:])
+}
+
+// Close ends a write in progress, waits for it to return, and closes the
+// descriptor, so no call ever reaches a descriptor number reused by another
+// file.
+func (l *lineFD) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.signal()
+	l.use.Lock()
+	defer l.use.Unlock()
+	unix.Close(l.wake)
+	return unix.Close(l.fd)
+}
