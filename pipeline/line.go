@@ -10,7 +10,7 @@ import (
 )
 
 // DeadlineWriter is implemented by writers whose writes can be bounded by a
-// deadline, such as a serial port served by the runtime's poller. A write
+// deadline, such as framesend's serial port. A write
 // cut short by the deadline returns what it wrote and an error for which
 // errors.Is(err, os.ErrDeadlineExceeded) holds. SetWriteDeadline may be
 // called while a Write is in progress, from another goroutine.
