@@ -63,6 +63,9 @@ func startMosquitto(bin, extra string) (*mosquitto, error) {
 func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
 
 func (m *mosquitto) stop() {
+	if m.cmd.ProcessState != nil {
+		return // stopped already
+	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	m.cmd.Wait()
 	os.RemoveAll(m.dir)
@@ -162,9 +165,9 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 		if err != nil {
 			return err
 		}
+		defer broker.stop()
 		pub, err := broker.client("bench-pub", true)
 		if err != nil {
-			broker.stop()
 			return err
 		}
 		var fr, pr, ratios, fc, pc []float64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -41,6 +42,8 @@ type MQTT struct {
 	cfg     MQTTConfig
 	client  mqtt.Client
 	msgs    chan mqtt.Message
+	refused atomic.Int64 // messages on topics not subscribed to
+	warned  atomic.Int64 // when the last stray was logged, in Unix ns
 	pending mqtt.Message // not yet all in a block; Fill only
 	off     int          // bytes of pending already in a block
 	log     *slog.Logger
@@ -73,24 +76,33 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 	if cfg.StatusTopic != "" {
 		opts.SetBinaryWill(cfg.StatusTopic, []byte(`{"state":"offline"}`), 1, true)
 	}
-	// The session is persistent, so the broker sends what it holds for
-	// this client right after it accepts the connection, before the
-	// subscription below has put its route in place. paho neither delivers
-	// nor acknowledges a message that matches no route, and the broker
-	// then waits for ever for its acknowledgement; the default handler
-	// takes those messages, which can only be ours (this client subscribes
-	// to one topic).
-	opts.SetDefaultPublishHandler(m.receive)
+	// The first subscription's outcome, for DialMQTT to wait on.
+	subscribed := make(chan error, 1)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again after a reconnect is harmless, and needed if
 		// the broker lost the session.
-		c.Subscribe(cfg.Topic, 1, m.receive)
+		err := m.subscribe(c)
+		select {
+		case subscribed <- err:
+		default:
+		}
+		if err != nil {
+			log.Error("mqtt: "+err.Error(), "broker", cfg.Broker, "topic", cfg.Topic, "client_id", cfg.ClientID)
+			return
+		}
 		log.Info("mqtt: connected and subscribed", "broker", cfg.Broker, "topic", cfg.Topic, "client_id", cfg.ClientID)
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		log.Warn("mqtt: connection lost; reconnecting", "broker", cfg.Broker, "error", err.Error())
 	})
+	opts.SetDefaultPublishHandler(m.stray)
 	m.client = mqtt.NewClient(opts)
+	// A persistent session's waiting messages arrive as soon as the broker
+	// accepts the connection, before OnConnect has renewed the
+	// subscription: routed only from then, the first of them would find no
+	// handler and stay unacknowledged, and the broker, its in-flight window
+	// full, would send nothing more.
+	m.client.AddRoute(cfg.Topic, m.receive)
 
 	var deadline time.Time
 	if cfg.ConnectTimeout > 0 {
@@ -102,6 +114,20 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 		tok.Wait()
 		err := tok.Error()
 		if err == nil {
+			// Messages published before the broker has the subscription
+			// would never reach a new session: return once it has it.
+			select {
+			case err = <-subscribed:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			if err != nil {
+				m.client.Disconnect(0)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, fmt.Errorf("mqtt %s: %w", cfg.Broker, err)
+			}
 			return m, nil
 		}
 		// A certificate the client does not trust will not change by
@@ -135,6 +161,43 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 func (m *MQTT) receive(_ mqtt.Client, msg mqtt.Message) {
 	m.msgs <- msg
 }
+
+// subscribeTimeout bounds the wait for the broker's SUBACK.
+const subscribeTimeout = 30 * time.Second
+
+// subscribe subscribes to the topic and waits until the broker has the
+// subscription.
+func (m *MQTT) subscribe(c mqtt.Client) error {
+	tok := c.Subscribe(m.cfg.Topic, 1, m.receive)
+	if !tok.WaitTimeout(subscribeTimeout) {
+		return fmt.Errorf("subscribe %s: no answer from the broker within %v", m.cfg.Topic, subscribeTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("subscribe %s: %w", m.cfg.Topic, err)
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok && st.Result()[m.cfg.Topic] == 0x80 {
+		return fmt.Errorf("subscribe %s: the broker refused the subscription (not allowed for this user?)", m.cfg.Topic)
+	}
+	return nil
+}
+
+// stray takes a message on a topic framesend did not subscribe to: one from
+// a subscription that an earlier run with this client ID left in the
+// persistent session. It is acknowledged (unacknowledged, it would hold the
+// broker's in-flight window for ever), counted as refused, and logged at
+// most once a second.
+func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
+	n := m.refused.Add(1)
+	if now := time.Now().UnixNano(); now-m.warned.Load() >= int64(time.Second) {
+		m.warned.Store(now)
+		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this --client-id?); acknowledged and dropped",
+			"topic", msg.Topic(), "subscribed", m.cfg.Topic, "refused_total", n)
+	}
+	msg.Ack()
+}
+
+// Refused returns how many messages came on topics not subscribed to.
+func (m *MQTT) Refused() int64 { return m.refused.Load() }
 
 // BlockSize makes room for a large message.
 func (m *MQTT) BlockSize() int { return MaxDatagram }

@@ -604,3 +604,70 @@ func TestMQTTLargeMessageIsSentWhole(t *testing.T) {
 		t.Errorf("a third run got %d bytes: a message was not acknowledged after it was written", len(data))
 	}
 }
+
+// Messages waiting in a persistent session arrive right after the broker
+// accepts the connection, before the subscription is renewed: none may be
+// left unacknowledged for want of a handler (the broker would then hold
+// its in-flight window for ever and send nothing more).
+func TestMQTTBacklogWaitingAtConnect(t *testing.T) {
+	b := startBroker(t, "")
+	pub := b.client("pub")
+	for run := range 5 {
+		id := fmt.Sprintf("backlog%d", run)
+		topic := "lab/" + id
+		// The session exists, with a subscription, while framesend is away.
+		sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID(id).SetCleanSession(false))
+		if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		sub.Subscribe(topic, 1, nil).Wait()
+		sub.Disconnect(100)
+		publish(t, pub, topic, 0, 2000)
+		f := newFake(t, devicetest.Options{})
+		stop := make(chan struct{})
+		got := drain(f, stop, 200*time.Millisecond)
+		run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url(topic), "--client-id", id, "--count", "2000")
+		code := run.wait(t, 20*time.Second)
+		close(stop)
+		data := <-got
+		if code != 0 {
+			t.Fatalf("exit %d with %d of 2000 messages at the device: %s", code, len(data)/7, run.stderr.String())
+		}
+		inOrder(t, frames(t, data), 2000)
+	}
+}
+
+// A subscription an earlier run left in the session (another topic, same
+// client ID) brings messages framesend did not ask for: they are refused,
+// counted, and do not hold back the ones it did ask for.
+func TestMQTTMessagesOnAnOldSubscriptionAreRefused(t *testing.T) {
+	b := startBroker(t, "")
+	pub := b.client("pub")
+	old := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID("moved").SetCleanSession(false))
+	if tok := old.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	old.Subscribe("lab/old", 1, nil).Wait()
+	old.Disconnect(100)
+	publish(t, pub, "lab/old", 0, 50) // more than the broker's in-flight window
+	f := newFake(t, devicetest.Options{})
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond)
+	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/new"), "--client-id", "moved", "--count", "100", "--summary", "json")
+	publish(t, pub, "lab/new", 0, 100)
+	code := run.wait(t, 20*time.Second)
+	close(stop)
+	data := <-got
+	if code != 0 {
+		t.Fatalf("exit %d with %d of 100 messages at the device: %s", code, len(data)/7, run.stderr.String())
+	}
+	inOrder(t, frames(t, data), 100)
+	var st struct{ Refused int64 }
+	out := strings.TrimSpace(run.stderr.String())
+	if err := jsonUnmarshal(out[strings.LastIndex(out, "\n")+1:], &st); err != nil || st.Refused != 50 {
+		t.Errorf("refused = %d (%v), want the 50 messages of the old subscription: %s", st.Refused, err, out)
+	}
+	if !strings.Contains(out, "not subscribed to") {
+		t.Errorf("no warning about the old subscription: %s", out)
+	}
+}
