@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,19 +26,30 @@ type Scenario struct {
 	Arch    string
 	Devices func(m *Machine) // adds the scenario's chardevs and devices
 	Script  string
-	Files   map[string][]byte // more fw_cfg files: opt/framesend/NAME
+	Files   map[string][]byte // more files: fw_cfg opt/framesend/NAME, or /etc/hil/NAME on a Board
 	Host    func(ctx context.Context, r *Run) error
 	Checks  []Check
 	Timeout time.Duration // boot to power-off; default 3 minutes
 	// Image, if set, builds the scenario's own guest in dir instead of the
 	// architecture's busybox image (a SystemdGuest, for one).
 	Image func(ctx context.Context, d *Dist, dir string) (Boot, error)
+	// Board, if set, is a QEMU board without fw_cfg or power-off, such as
+	// raspi3b: the scenario is built into its own copy of the image, and
+	// QEMU is stopped once the guest is done.
+	Board *Board
 }
 
 // Boot is a guest image of a scenario's own: its initramfs, kernel command
 // line and memory size ("" for the default).
 type Boot struct {
 	Initrd, Append, Memory string
+}
+
+// Board is a QEMU machine modelled on a real board.
+type Board struct {
+	Type   string // -M, such as raspi3b
+	DTB    string // the device tree, relative to the kernel package's root
+	Append string // the kernel command line
 }
 
 // Check is one named assertion over a finished run. It returns a short
@@ -305,6 +317,23 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 		}
 		m.Initrd, m.Append, m.Memory = b.Initrd, b.Append, b.Memory
 	}
+	if b := s.Board; b != nil {
+		m.Type, m.DTB, m.Append, m.Console, m.FwCfg = b.Type, filepath.Join(d.KernelRoot(), b.DTB), b.Append, "serial", nil
+		g := rn.guests[s.Arch]
+		g.Framesend = rn.Framesend[s.Arch]
+		g.Files = maps.Clone(g.Files)
+		if g.Files == nil {
+			g.Files = map[string]string{}
+		}
+		g.Files["etc/hil/scenario.sh"] = script
+		for name := range s.Files {
+			g.Files["etc/hil/"+name] = filepath.Join(dir, name)
+		}
+		m.Initrd = filepath.Join(dir, "guest.cpio")
+		if err := g.Build(ctx, d, m.Initrd); err != nil {
+			return fail("prepare", err, nil)
+		}
+	}
 	if rn.Keep != "" {
 		os.MkdirAll(rn.Keep, 0o755)
 		m.Log = filepath.Join(rn.Keep, s.Name+".log")
@@ -335,7 +364,13 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 	if _, err := vm.Expect(ctx, "@@DONE"); err != nil {
 		return fail("guest", err, vm)
 	}
-	if err := vm.Wait(ctx); err != nil {
+	if s.Board != nil {
+		// The board cannot power off: stop QEMU once dmesg is out.
+		if _, err := vm.Expect(ctx, "@@END dmesg"); err != nil {
+			return fail("guest", err, vm)
+		}
+		vm.Kill()
+	} else if err := vm.Wait(ctx); err != nil {
 		return fail("power off", err, vm)
 	}
 	r.Guest = parseBlocks(vm.Lines())

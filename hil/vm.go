@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,7 +31,9 @@ type Machine struct {
 	Ptys    []string          // chardev ids backed by host ptys
 	Devices []string          // -device arguments, in order
 	FwCfg   map[string]string // opt/NAME -> host file, readable by the guest
-	Console string            // how the console chardev "con" attaches: "serial" (amd64 ttyS0) or "pci-serial"
+	Console string            // how the console chardev "con" attaches: "serial" (the first -serial) or "pci-serial"
+	Type    string            // QEMU's -M; default pc (amd64) or virt (arm64)
+	DTB     string            // -dtb, for boards such as raspi3b
 	Log     string            // where to keep the whole console log; "" for a temp file
 	Extra   []string          // more QEMU arguments, such as -serial chardev:ID
 }
@@ -81,16 +84,25 @@ func Start(ctx context.Context, m Machine) (*VM, error) {
 		mem = "512M"
 	}
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-S", "-no-reboot",
-		"-accel", "tcg", "-m", mem, "-smp", "1",
+		"-accel", "tcg",
 		"-kernel", m.Kernel, "-initrd", m.Initrd, "-append", m.Append,
 		"-qmp", "unix:" + sock + ",server=on,wait=off",
 		"-chardev", "stdio,id=con,signal=off",
 	}
-	switch m.Arch {
-	case "arm64":
+	if m.Type == "" {
+		// A board (m.Type) has its own memory size and CPU count.
+		args = append(args, "-m", mem, "-smp", "1")
+	}
+	switch {
+	case m.Type != "":
+		args = append(args, "-M", m.Type)
+	case m.Arch == "arm64":
 		args = append(args, "-M", "virt", "-cpu", "cortex-a57")
 	default:
 		args = append(args, "-M", "pc")
+	}
+	if m.DTB != "" {
+		args = append(args, "-dtb", m.DTB)
 	}
 	if m.Console == "pci-serial" {
 		args = append(args, "-device", "pci-serial,chardev=con")
@@ -119,6 +131,8 @@ func Start(ctx context.Context, m Machine) (*VM, error) {
 	}
 	v.cmd = exec.Command(bin, args...)
 	v.cmd.Stderr = v.log
+	// QEMU goes when the harness goes, however it ends.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -333,6 +347,21 @@ func (v *VM) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the guest did not power off: %w", ctx.Err())
 	}
+}
+
+// Kill stops QEMU and waits until its console is read to the end.
+func (v *VM) Kill() {
+	select {
+	case <-v.exited:
+	default:
+		v.cmd.Process.Kill()
+		<-v.exited
+	}
+	v.mu.Lock()
+	for !v.eof {
+		v.cond.Wait()
+	}
+	v.mu.Unlock()
 }
 
 // Close kills QEMU if it still runs and releases the ptys.

@@ -46,7 +46,7 @@ func guests(modemlines, smoketest string) map[string]hil.Guest {
 }
 
 func scenarios() []hil.Scenario {
-	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), x86Smoketest(), arm64PL011(), systemdUnit(debAmd64)}
+	return []hil.Scenario{x86Devices(), x86Hotplug(), x86Line(), x86Smoketest(), arm64PL011(), raspi3bMiniUART(), systemdUnit(debAmd64)}
 }
 
 // x86Machine: the console on ttyS0 (a 16550), an FT232 on xHCI and a
@@ -709,4 +709,107 @@ run smoketest smoketest -framesend framesend -port ` + ftdiByID + ` -far /dev/tt
 			}},
 		},
 	}
+}
+
+// raspi3bMiniUART: QEMU's Raspberry Pi 3B board with the Pi's own device
+// tree (from Debian's kernel package): its mini-UART, bound by the
+// bcm2835-aux-uart driver, is ttyS1 there (the PL011 is the console).
+// Real udev applies the Pi UART rule; the driver drops the parity, data
+// bits and stop bits a mini-UART lacks, and framesend's read-back says so.
+func raspi3bMiniUART() hil.Scenario {
+	const n = "2000"
+	return hil.Scenario{
+		Name: "raspi3b-miniuart", Arch: "arm64", Timeout: 2 * time.Minute,
+		Board: &hil.Board{
+			Type:   "raspi3b",
+			DTB:    "usr/lib/linux-image-" + "6.1.0-56-arm64" + "/broadcom/bcm2837-rpi-3-b.dtb",
+			Append: "console=ttyAMA0 panic=-1 quiet",
+		},
+		Devices: func(m *hil.Machine) {
+			m.Ptys = []string{"mini"}
+			m.Extra = []string{"-serial", "chardev:mini"}
+		},
+		Script: `
+udev_start
+devices_ready /dev/ttyS1
+run driver readlink /sys/class/tty/ttyS1/device/driver
+run stat_mini stat -c '%U %G %a' /dev/ttyS1
+run link_mini readlink -f /dev/framesend/ttyS1
+run parity framesend send --port /dev/ttyS1 --parity even --count 1
+run databits framesend send --port /dev/ttyS1 --data-bits 6 --count 1
+run stopbits framesend send --port /dev/ttyS1 --stop-bits 2 --count 1
+mkfifo /tmp/counter
+start send sh -c 'exec framesend send --port /dev/ttyS1 --source stdin --count ` + n + ` 0<>/tmp/counter'
+wait_open /dev/ttyS1 send
+sync_host g2h
+sleep 2
+cat /etc/hil/counter.bin >/tmp/counter
+finish send
+start listen framesend listen --port /dev/ttyS1 --expect counter --count ` + n + ` --quiet --timeout 30s
+wait_open /dev/ttyS1 listen
+sync_host h2g
+finish listen
+`,
+		// QEMU's mini-UART model sends the baud divisor the driver writes
+		// as a byte on the line, so the guest's sender configures the port
+		// first and takes its counter bytes from a FIFO only once the host
+		// listens. The board's console (the PL011) is not a tty the guest
+		// can read, so the guest gives the host 2 s to start its listener.
+		Files: map[string][]byte{"counter.bin": counterBytes(2000 * 7)},
+		Host: func(ctx context.Context, r *hil.Run) error {
+			if err := r.Sync(ctx, "g2h"); err != nil {
+				return err
+			}
+			r.VM.Flush("mini") // the divisor bytes of the sender's open
+			h, err := r.Start("listen", "listen", "--port", r.VM.Pty("mini"), "--expect", "counter", "--count", n, "--quiet")
+			if err != nil {
+				return err
+			}
+			if err := r.Sync(ctx, "h2g"); err != nil {
+				h.Stop(5 * time.Second)
+				return err
+			}
+			h.Stop(5 * time.Second) // it has its frames, or it never will
+			h, err = r.Start("send", "send", "--port", r.VM.Pty("mini"), "--count", n)
+			if err != nil {
+				return err
+			}
+			return h.Wait(2 * time.Minute)
+		},
+		Checks: []hil.Check{
+			{Name: "driver-bcm2835-aux-uart", Fn: func(r *hil.Run) (string, error) {
+				b, err := r.GuestBlock("driver")
+				if err != nil {
+					return "", err
+				}
+				if filepath.Base(b.Text()) != "bcm2835-aux-uart" {
+					return "", fmt.Errorf("ttyS1's driver = %q, want bcm2835-aux-uart", b.Text())
+				}
+				return "ttyS1 is the Pi's mini-UART (8250_bcm2835aux)", nil
+			}},
+			{Name: "udev-miniuart-dialout-link", Fn: func(r *hil.Run) (string, error) {
+				if err := want(r, "stat_mini", 0, "root dialout 660"); err != nil {
+					return "", err
+				}
+				if err := want(r, "link_mini", 0, "/dev/ttyS1"); err != nil {
+					return "", err
+				}
+				return "/dev/ttyS1 root:dialout 0660, /dev/framesend/ttyS1 → ttyS1", nil
+			}},
+			{Name: "parity-refused", Fn: exitWith("parity", 1, "parity")},
+			{Name: "6-data-bits-refused", Fn: exitWith("databits", 1, "data bits")},
+			{Name: "2-stop-bits-refused", Fn: exitWith("stopbits", 1, "stop bits")},
+			{Name: "frames-guest-to-host", Fn: framesCheckN("send", "listen", true, 2000)},
+			{Name: "frames-host-to-guest", Fn: framesCheckN("listen", "send", false, 2000)},
+		},
+	}
+}
+
+// counterBytes is what framesend's counter source sends: byte k is k mod 16.
+func counterBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 16)
+	}
+	return b
 }
