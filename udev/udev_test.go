@@ -221,9 +221,11 @@ func usbSerial(kernel, vid, serial, driver string) device {
 // that must be left alone, and the PL011 (ttyAMA0 on the uart-pl011
 // driver, the Pi's) are no longer simulated here: make hil runs these rules
 // in Debian's own systemd-udevd on the real ftdi_sio, 8250 and amba-pl011
-// drivers (hil/cmd/hil, scenarios x86-ftdi-16550 and arm64-pl011). What
-// QEMU cannot emulate (other vendors' adapters, the Pi's mini-UART, a USB
-// disk) stays on this evaluator.
+// drivers (hil/cmd/hil, scenarios x86-ftdi-16550 and arm64-pl011), and the
+// mini-UART on QEMU's raspi3b board (raspi3b-miniuart), where Debian's
+// kernel names it ttyS1. What QEMU cannot emulate (other vendors' adapters,
+// a USB disk) and the mini-UART under Raspberry Pi OS's name (ttyS0) stay
+// on this evaluator.
 func TestRulesMatchTheAdapters(t *testing.T) {
 	rules := parseRules(t, "99-framesend.rules")
 	cases := []struct {
