@@ -37,6 +37,7 @@ func report(r io.Reader, w io.Writer) bool {
 	output := map[string][]string{} // by package and test
 	var skips []skip
 	failed := false
+	var passes, fails int
 	for in.Scan() {
 		line := in.Bytes()
 		var e event
@@ -58,6 +59,7 @@ func report(r io.Reader, w io.Writer) bool {
 		case "fail", "build-fail":
 			failed = true
 			if e.Test != "" {
+				fails++
 				fmt.Fprint(w, strings.Join(output[key], ""))
 			}
 			delete(output, key)
@@ -67,6 +69,9 @@ func report(r io.Reader, w io.Writer) bool {
 			}
 			delete(output, key)
 		case "pass":
+			if e.Test != "" {
+				passes++
+			}
 			delete(output, key)
 		}
 	}
@@ -82,6 +87,8 @@ func report(r io.Reader, w io.Writer) bool {
 	if failed {
 		fmt.Fprintln(w, "FAIL: some tests failed (their output is above)")
 	}
+	// The closing line counts tests and subtests alike.
+	fmt.Fprintf(w, "tests: %d passed, %d failed, %d skipped\n", passes, fails, len(skips))
 	return !failed
 }
 

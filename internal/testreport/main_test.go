@@ -41,6 +41,7 @@ func TestFails(t *testing.T) { t.Log("the output of a failure"); t.Fail() }
 		"SKIP example.com/m TestNeedsAUnicorn: m_test.go:6: no unicorn here: install one",
 		"SKIP example.com/m TestSkipsInASubtest/sub: m_test.go:8: needs socat",
 		"FAIL\texample.com/m",
+		"tests: 2 passed, 1 failed, 2 skipped\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
