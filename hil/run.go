@@ -48,7 +48,7 @@ type Boot struct {
 // Board is a QEMU machine modelled on a real board.
 type Board struct {
 	Type   string // -M, such as raspi3b
-	DTB    string // the device tree, relative to the kernel package's root
+	DTB    string // the device tree, as the kernel package names it under usr/lib/linux-image-RELEASE/, such as broadcom/bcm2837-rpi-3-b.dtb
 	Append string // the kernel command line
 }
 
@@ -318,7 +318,7 @@ func (rn *Runner) Run(ctx context.Context, s Scenario) bool {
 		m.Initrd, m.Append, m.Memory = b.Initrd, b.Append, b.Memory
 	}
 	if b := s.Board; b != nil {
-		m.Type, m.DTB, m.Append, m.Console, m.FwCfg = b.Type, filepath.Join(d.KernelRoot(), b.DTB), b.Append, "serial", nil
+		m.Type, m.DTB, m.Append, m.Console, m.FwCfg = b.Type, filepath.Join(d.KernelRoot(), "usr/lib/linux-image-"+d.KernelRelease, b.DTB), b.Append, "serial", nil
 		g := rn.guests[s.Arch]
 		g.Framesend = rn.Framesend[s.Arch]
 		g.Files = maps.Clone(g.Files)

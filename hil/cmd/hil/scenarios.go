@@ -722,7 +722,7 @@ func raspi3bMiniUART() hil.Scenario {
 		Name: "raspi3b-miniuart", Arch: "arm64", Timeout: 2 * time.Minute,
 		Board: &hil.Board{
 			Type:   "raspi3b",
-			DTB:    "usr/lib/linux-image-" + "6.1.0-56-arm64" + "/broadcom/bcm2837-rpi-3-b.dtb",
+			DTB:    "broadcom/bcm2837-rpi-3-b.dtb",
 			Append: "console=ttyAMA0 panic=-1 quiet",
 		},
 		Devices: func(m *hil.Machine) {
