@@ -1,8 +1,10 @@
 package device_test
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +146,39 @@ func TestLineChecksShowTheCurrentSettings(t *testing.T) {
 	}
 	if want := f.Path() + " now runs at 57600 8N2, flow rtscts, HUPCL on; no modem lines"; checks[0].Detail != want {
 		t.Errorf("detail = %q, want %q", checks[0].Detail, want)
+	}
+}
+
+// After an unplug, Reconnect opens the returning device with every line
+// setting again: a fresh pty starts without them, so reading them back
+// proves they were applied.
+func TestReconnectAppliesTheLineSettingsAgain(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "ttyLINK")
+	first := newFake(t, devicetest.Options{})
+	if err := os.Symlink(first.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	c := device.Config{Baud: 57600, DataBits: 8, Parity: device.ParityNone, StopBits: 2, Flow: device.FlowRTSCTS, KeepLines: true}
+	r, err := device.OpenReconnecting(link, c, true, 5*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first.Unplug()
+	_, werr := r.Write([]byte{1, 2, 3})
+	if werr == nil {
+		t.Fatal("Write after unplug = nil, want an error")
+	}
+	second := newFake(t, devicetest.Options{})
+	os.Remove(link)
+	if err := os.Symlink(second.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reconnect(context.Background(), werr); err != nil {
+		t.Fatalf("Reconnect = %v", err)
+	}
+	got := r.Port().Settings()
+	if got.Baud != 57600 || got.StopBits != 2 || got.Flow != device.FlowRTSCTS || got.HangUp {
+		t.Errorf("settings after reconnect = %+v, want 57600 8N2, flow rtscts, HUPCL off", got)
 	}
 }
