@@ -17,8 +17,8 @@ const catLine = "Line control"
 func lineFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "flow", Value: "none", Usage: "flow control: none, rtscts (the device holds CTS low to pause framesend) or xonxoff (the device sends XOFF 0x13 and XON 0x11 in its data: with binary frames a frame byte equal to 0x11 or 0x13 coming back would pause or resume the sender, so use it only when the device sends text)", EnvVars: env("flow"), Category: catLine},
-		&cli.StringFlag{Name: "dtr", Usage: "set DTR `on` or off at open (before the line is configured); default: as the open leaves it (on)", EnvVars: env("dtr"), Category: catLine},
-		&cli.StringFlag{Name: "rts", Usage: "set RTS `on` or off at open (before the line is configured); default: as the open leaves it (on)", EnvVars: env("rts"), Category: catLine},
+		&cli.StringFlag{Name: "dtr", Usage: "set DTR to `LEVEL`, on or off, right after the port opens; default: as the open leaves it (on)", EnvVars: env("dtr"), Category: catLine},
+		&cli.StringFlag{Name: "rts", Usage: "set RTS to `LEVEL`, on or off, right after the port opens; default: as the open leaves it (on)", EnvVars: env("rts"), Category: catLine},
 		&cli.BoolFlag{Name: "hupcl", Value: true, Usage: "drop DTR and RTS when the port closes; --hupcl=false leaves them as they are (a board held in reset or run by DTR/RTS stays so)", EnvVars: env("hupcl"), Category: catLine},
 		&cli.BoolFlag{Name: "rs485", Usage: "turn on the kernel's RS-485 mode: the UART driver drives RTS as the transceiver's driver enable around each transmission (UARTs with RS-485 support, such as a Pi HAT's; USB-RS-485 adapters do this themselves and refuse it)", EnvVars: env("rs485"), Category: catLine},
 		&cli.BoolFlag{Name: "rs485-rts-on-send", Usage: "with --rs485: RTS high while sending (the default when neither this nor --rs485-rts-after-send is given)", EnvVars: env("rs485-rts-on-send"), Category: catLine},
