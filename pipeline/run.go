@@ -664,7 +664,7 @@ const maxZeroWrites = 1000
 // take part of a write with a nil error. It returns how many bytes were
 // written and how many write calls it made.
 func WriteFull(w io.Writer, p []byte) (written, calls int, err error) {
-	return writeFull(w, p, nil, nil)
+	return writeFull(w, p, nil)
 }
 
 // writeGuard bounds each write call of writeFull: arm sets the deadline for
@@ -675,9 +675,8 @@ type writeGuard interface {
 	retry(n int, err error) bool
 }
 
-// writeFull is WriteFull reporting each write call to live, if not nil,
-// and bounding each by g, if not nil.
-func writeFull(w io.Writer, p []byte, live *Live, g writeGuard) (written, calls int, err error) {
+// writeFull is WriteFull bounding each write call by g, if not nil.
+func writeFull(w io.Writer, p []byte, g writeGuard) (written, calls int, err error) {
 	zeros := 0
 	for written < len(p) {
 		if g != nil {
@@ -685,13 +684,7 @@ func writeFull(w io.Writer, p []byte, live *Live, g writeGuard) (written, calls 
 				return written, calls, err
 			}
 		}
-		if live != nil {
-			live.writeSeq.Add(1)
-		}
 		n, err := w.Write(p[written:])
-		if live != nil {
-			live.writeSeq.Add(1)
-		}
 		calls++
 		written += n
 		if err != nil {
@@ -718,7 +711,7 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 		g = s
 	}
 	for {
-		n, calls, err := writeFull(s.w, p, s.cfg.Live, g)
+		n, calls, err := writeFull(s.w, p, g)
 		err = s.stalled("write", err)
 		s.stats.Writes += int64(calls)
 		done := n / s.fs * s.fs

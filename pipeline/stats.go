@@ -106,23 +106,11 @@ type Live struct {
 	queued  atomic.Int64
 	// kernelDropped is the source's count of datagrams the kernel dropped.
 	kernelDropped atomic.Int64
-	// writeSeq goes up by one as each write call starts and again as it
-	// returns: odd while a write is in progress. One counter, so the
-	// per-write cost is two atomic adds.
-	writeSeq   atomic.Int64
-	reconnects atomic.Int64
+	reconnects    atomic.Int64
 }
 
 // Reconnects returns the outages survived so far.
 func (l *Live) Reconnects() int64 { return l.reconnects.Load() }
-
-// WriteProgress reports whether a write call is in progress and how many
-// have returned, so that a watchdog can tell a stalled device (a write
-// that does not return) from an idle source.
-func (l *Live) WriteProgress() (writing bool, calls int64) {
-	seq := l.writeSeq.Load()
-	return seq%2 == 1, seq / 2
-}
 
 // Frames returns the whole frames written so far.
 func (l *Live) Frames() int64 { return l.frames.Load() }
