@@ -72,10 +72,13 @@ func TestReconnectAfterUnplug(t *testing.T) {
 	rest := make([]byte, 64<<10)
 	n, _ := f1.Read(rest)
 	first = append(first, rest[:n]...)
-	f1.Unplug() // the path now dangles, as a udev link would be gone
+	// The link goes first, as a udev link does: a dangling link could
+	// meet the next pty the kernel makes under the old name, another
+	// test's on a busy machine.
+	os.Remove(link)
+	f1.Unplug()
 	time.Sleep(500 * time.Millisecond)
 	f2 := newFake(t, devicetest.Options{})
-	os.Remove(link)
 	os.Symlink(f2.Path(), link)
 	stop := make(chan struct{})
 	got := drain(f2, stop, 300*time.Millisecond)
@@ -92,11 +95,26 @@ func TestReconnectAfterUnplug(t *testing.T) {
 	}
 }
 
+// linkedFake returns a pty fake and a link to it in a folder of the test's
+// own. A test that unplugs a device framesend will wait for removes the
+// link first: the fake's own path can be the next pty the kernel makes,
+// another test's, and framesend would take that for the device come back.
+func linkedFake(t *testing.T) (*devicetest.PTY, string) {
+	t.Helper()
+	f := newFake(t, devicetest.Options{})
+	link := filepath.Join(t.TempDir(), "ttyUSB-stable")
+	if err := os.Symlink(f.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	return f, link
+}
+
 func TestReconnectTimeoutAndStop(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
-		f := newFake(t, devicetest.Options{})
-		cmd, stderr := start(t, "send", "--port", f.Path(), "--reconnect", "--reconnect-timeout", "500ms")
+		f, link := linkedFake(t)
+		cmd, stderr := start(t, "send", "--port", link, "--reconnect", "--reconnect-timeout", "500ms")
 		readUntil(t, f, 7000)
+		os.Remove(link)
 		f.Unplug()
 		if code := waitExit(t, cmd, 10*time.Second); code != 1 {
 			t.Fatalf("exit %d, want 1: %s", code, stderr.String())
@@ -106,9 +124,10 @@ func TestReconnectTimeoutAndStop(t *testing.T) {
 		}
 	})
 	t.Run("SIGINT while waiting", func(t *testing.T) {
-		f := newFake(t, devicetest.Options{})
-		cmd, stderr := start(t, "send", "--port", f.Path(), "--reconnect")
+		f, link := linkedFake(t)
+		cmd, stderr := start(t, "send", "--port", link, "--reconnect")
 		readUntil(t, f, 7000)
+		os.Remove(link)
 		f.Unplug()
 		time.Sleep(300 * time.Millisecond)
 		start := time.Now()
