@@ -111,7 +111,13 @@ func (l *lineFD) SetWriteDeadline(t time.Time) {
 	l.mu.Lock()
 	l.deadline = t
 	l.mu.Unlock()
-	l.signal()
+	// Under the read lock, so the eventfd is never signalled once Close
+	// has closed it (its number may belong to another file by then).
+	l.use.RLock()
+	defer l.use.RUnlock()
+	if !l.closed.Load() {
+		l.signal()
+	}
 }
 
 func (l *lineFD) signal() {

@@ -182,3 +182,27 @@ func TestReconnectAppliesTheLineSettingsAgain(t *testing.T) {
 		t.Errorf("settings after reconnect = %+v, want 57600 8N2, flow rtscts, HUPCL off", got)
 	}
 }
+
+func TestSetWriteDeadlineCutsAWaitingWrite(t *testing.T) {
+	f := newFake(t, devicetest.Options{}) // nobody reads: the pty fills
+	p, err := device.Open(f.Path(), device.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Write(make([]byte, 1<<20)) // no deadline: waits for room
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	p.SetWriteDeadline(time.Now()) // as a stop does, from another goroutine
+	select {
+	case err := <-done:
+		if !errors.Is(err, device.ErrStalled) {
+			t.Errorf("Write = %v, want ErrStalled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still waiting 5s after its deadline was set to now")
+	}
+}
