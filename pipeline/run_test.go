@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -605,9 +606,33 @@ func TestAcksFireOnlyOnceWritten(t *testing.T) {
 	if len(src.fired) == 0 || len(src.fired) >= len(datagrams) {
 		t.Fatalf("%d acks after 10 frames, want some but not all", len(src.fired))
 	}
-	for k := range src.fired {
-		if src.at[k] > 40 {
-			t.Fatalf("ack %d fired after more than the 40 bytes sent", k)
+	// Each ack is for a datagram that is wholly in what was written, at
+	// its place, and fired once it was; every datagram wholly written is
+	// acknowledged.
+	written := rec.Bytes()
+	if len(written) != 40 {
+		t.Fatalf("%d bytes written, want the 40 of 10 frames", len(written))
+	}
+	pos, whole := 0, 0
+	for i, d := range datagrams {
+		end := pos + len(d)
+		if end > len(written) {
+			break
+		}
+		if !bytes.Equal(written[pos:end], d) {
+			t.Fatalf("datagram %d not at bytes %d..%d of what was written", i, pos, end)
+		}
+		whole++
+		if k := slices.Index(src.fired, i); k < 0 {
+			t.Errorf("datagram %d wholly written (bytes %d..%d) but never acknowledged", i, pos, end)
+		} else if src.at[k] < end {
+			t.Errorf("datagram %d acknowledged with %d bytes written, before its end at %d", i, src.at[k], end)
+		}
+		pos = end + (4-end%4)%4 // its padding
+	}
+	for k, i := range src.fired {
+		if i >= whole {
+			t.Errorf("ack %d fired for datagram %d, which was not wholly written (%d were)", k, i, whole)
 		}
 	}
 }
