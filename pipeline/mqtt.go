@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,16 +39,43 @@ var ErrMQTTRefused = errors.New("the broker refused the connection")
 // of its frames, and the session is persistent (clean session off), so
 // messages not yet acknowledged, and those published while framesend was
 // away, come again when it connects. A message can therefore arrive twice.
+//
+// paho's reader is never held up: a message is put in an unbounded list
+// (paho must not be blocked with ordered delivery, or pings go unanswered
+// and the client reconnects in a loop), and what that list holds is bounded
+// by the broker's in-flight window, the unacknowledged QoS 1 messages it
+// sends before waiting for a PUBACK (Mosquitto's max_inflight_messages, 20
+// by default). A broker with an unlimited window is warned about when the
+// list passes heldWarn bytes. Acknowledgements are handed to paho by
+// goroutines of the source's own, never by the sender.
 type MQTT struct {
 	cfg     MQTTConfig
 	client  mqtt.Client
-	msgs    chan mqtt.Message
 	refused atomic.Int64 // messages on topics not subscribed to
 	warned  atomic.Int64 // when the last stray was logged, in Unix ns
-	pending mqtt.Message // not yet all in a block; Fill only
+	pending heldMessage  // not yet all in a block; Fill only
 	off     int          // bytes of pending already in a block
 	log     *slog.Logger
+
+	mu        sync.Mutex
+	held      []heldMessage // received, not yet in a block
+	heldBytes int
+	heldWarn  bool          // the large list was logged
+	ready     chan struct{} // a message was added to held
+	failed    chan error    // a refused subscription after a reconnect
+	acks      acker
+	closeOnce sync.Once
 }
+
+// heldMessage is a message and the connection it came on.
+type heldMessage struct {
+	msg  mqtt.Message
+	conn uint64
+}
+
+// heldWarn is how many bytes of messages not yet written make framesend
+// warn that the broker does not bound its in-flight window.
+const heldWarn = 64 << 20
 
 // DialMQTT connects to the broker and subscribes, retrying with backoff while
 // the broker cannot be reached, until cfg.ConnectTimeout or ctx is done. It
@@ -58,7 +86,8 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &MQTT{cfg: cfg, log: log, msgs: make(chan mqtt.Message, 1024)}
+	m := &MQTT{cfg: cfg, log: log, ready: make(chan struct{}, 1), failed: make(chan error, 1)}
+	m.acks.init()
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
@@ -87,11 +116,25 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 		default:
 		}
 		if err != nil {
+			var refused *SubscriptionRefusedError
+			if errors.As(err, &refused) {
+				// After a reconnect: the run ends with it, through Fill.
+				select {
+				case m.failed <- err:
+				default:
+				}
+				return
+			}
 			log.Error("mqtt: "+err.Error(), "broker", cfg.Broker, "topic", cfg.Topic, "client_id", cfg.ClientID)
 			return
 		}
 		log.Info("mqtt: connected and subscribed", "broker", cfg.Broker, "topic", cfg.Topic, "client_id", cfg.ClientID)
 	})
+	// paho calls this before each new connection, and only once every
+	// message of the lost one has been handed to receive: acks still
+	// waiting for the lost connection are dropped (paho would drop them:
+	// the broker sends those messages again on the new one).
+	opts.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) { m.acks.newConnection() })
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		log.Warn("mqtt: connection lost; reconnecting", "broker", cfg.Broker, "error", err.Error())
 	})
@@ -126,6 +169,10 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
+				var refused *SubscriptionRefusedError
+				if errors.As(err, &refused) {
+					return nil, err
+				}
 				return nil, fmt.Errorf("mqtt %s: %w", cfg.Broker, err)
 			}
 			return m, nil
@@ -155,11 +202,57 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 	}
 }
 
-// receive is paho's handler. Messages are in order; it blocks only if the
-// queue is full, and the broker sends no more than its in-flight limit of
-// unacknowledged messages anyway.
+// receive is paho's handler. Messages are in order; it never blocks.
 func (m *MQTT) receive(_ mqtt.Client, msg mqtt.Message) {
-	m.msgs <- msg
+	h := heldMessage{msg: msg, conn: m.acks.connection()}
+	m.mu.Lock()
+	m.held = append(m.held, h)
+	m.heldBytes += len(msg.Payload())
+	warn := m.heldBytes > heldWarn && !m.heldWarn
+	if warn {
+		m.heldWarn = true
+	}
+	n, size := len(m.held), m.heldBytes
+	m.mu.Unlock()
+	select {
+	case m.ready <- struct{}{}:
+	default:
+	}
+	if warn {
+		m.log.Warn("mqtt: the broker sends more unacknowledged messages than the port takes, and framesend holds them all: limit the broker's in-flight window (Mosquitto: max_inflight_messages)",
+			"broker", m.cfg.Broker, "held_messages", n, "held_bytes", size)
+	}
+}
+
+// next takes the oldest held message, if any.
+func (m *MQTT) next() (heldMessage, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.held) == 0 {
+		return heldMessage{}, false
+	}
+	h := m.held[0]
+	m.held[0] = heldMessage{}
+	m.held = m.held[1:]
+	m.heldBytes -= len(h.msg.Payload())
+	if len(m.held) == 0 {
+		m.held = nil // let the array go
+	}
+	return h, true
+}
+
+// SubscriptionRefusedError is the broker answering the subscription with
+// the failure code 0x80, as brokers do for a topic the user may not read.
+type SubscriptionRefusedError struct {
+	Broker, Topic, User string
+}
+
+func (e *SubscriptionRefusedError) Error() string {
+	who := "this client"
+	if e.User != "" {
+		who = "user " + e.User
+	}
+	return fmt.Sprintf("mqtt %s: the broker refused the subscription to %s (return code 0x80): allow %s to read that topic in the broker's ACL, or subscribe to a topic it may read", e.Broker, e.Topic, who)
 }
 
 // subscribeTimeout bounds the wait for the broker's SUBACK.
@@ -176,7 +269,7 @@ func (m *MQTT) subscribe(c mqtt.Client) error {
 		return fmt.Errorf("subscribe %s: %w", m.cfg.Topic, err)
 	}
 	if st, ok := tok.(*mqtt.SubscribeToken); ok && st.Result()[m.cfg.Topic] == 0x80 {
-		return fmt.Errorf("subscribe %s: the broker refused the subscription (not allowed for this user?)", m.cfg.Topic)
+		return &SubscriptionRefusedError{Broker: m.cfg.Broker, Topic: m.cfg.Topic, User: m.cfg.Username}
 	}
 	return nil
 }
@@ -206,12 +299,26 @@ func (m *MQTT) BlockSize() int { return MaxDatagram }
 // acknowledgement, then whatever else has arrived and fits, without
 // waiting. A message larger than a block goes in pieces over as many
 // blocks as it needs; it is acknowledged once its last byte is written.
+//
+// A subscription the broker refuses after a reconnect ends the run: Fill
+// returns a *SubscriptionRefusedError.
 func (m *MQTT) Fill(ctx context.Context, b *Block) error {
 	for b.Len() == 0 && b.Datagrams() == 0 {
-		if m.pending == nil {
+		for m.pending.msg == nil {
 			select {
-			case m.pending = <-m.msgs:
+			case err := <-m.failed:
+				return err
+			default:
+			}
+			var ok bool
+			if m.pending, ok = m.next(); ok {
 				m.off = 0
+				break
+			}
+			select {
+			case <-m.ready:
+			case err := <-m.failed:
+				return err
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -220,17 +327,16 @@ func (m *MQTT) Fill(ctx context.Context, b *Block) error {
 			return nil // b is full with a piece of a large message
 		}
 	}
-	for m.pending == nil {
-		select {
-		case msg := <-m.msgs:
-			m.pending, m.off = msg, 0
-			if !b.Fits(len(msg.Payload())) {
-				return nil // it starts the next block
-			}
-			m.addPending(b)
-		default:
+	for m.pending.msg == nil {
+		h, ok := m.next()
+		if !ok {
 			return nil
 		}
+		m.pending, m.off = h, 0
+		if !b.Fits(len(h.msg.Payload())) {
+			return nil // it starts the next block
+		}
+		m.addPending(b)
 	}
 	return nil
 }
@@ -238,11 +344,13 @@ func (m *MQTT) Fill(ctx context.Context, b *Block) error {
 // addPending adds what is left of the pending message to b, all of it if
 // it fits, and reports whether it did.
 func (m *MQTT) addPending(b *Block) bool {
-	rest := m.pending.Payload()[m.off:]
+	rest := m.pending.msg.Payload()[m.off:]
 	spare := b.DatagramSpare()
 	if len(rest) <= len(spare) {
-		b.CommitDatagramAck(copy(spare, rest), m.pending.Ack)
-		m.pending = nil
+		h := m.pending
+		// The sender calls this: it only queues the ack.
+		b.CommitDatagramAck(copy(spare, rest), func() { m.acks.push(h) })
+		m.pending = heldMessage{}
 		return true
 	}
 	b.CommitDatagramPart(copy(spare, rest))
@@ -258,10 +366,118 @@ func (m *MQTT) PublishStatus(payload []byte) {
 	m.client.Publish(m.cfg.StatusTopic, 1, true, payload)
 }
 
-// Close publishes the final status, if any, and disconnects.
+// Close hands the acks already queued to paho (waiting up to two seconds),
+// publishes the final status, if any, and disconnects. Calling it again
+// does nothing.
 func (m *MQTT) Close(final []byte) {
-	if m.cfg.StatusTopic != "" && final != nil {
-		m.client.Publish(m.cfg.StatusTopic, 1, true, final).WaitTimeout(2 * time.Second)
+	m.closeOnce.Do(func() {
+		m.acks.wait(2 * time.Second)
+		if m.cfg.StatusTopic != "" && final != nil {
+			m.client.Publish(m.cfg.StatusTopic, 1, true, final).WaitTimeout(2 * time.Second)
+		}
+		m.client.Disconnect(500)
+	})
+}
+
+// acker hands acknowledgements to paho off the sender's goroutine, in the
+// order they come, one goroutine per connection: paho's Ack can block
+// while a connection is being lost, and a blocked ack must not hold back
+// those of the next connection. Acks for a connection already replaced are
+// dropped, as paho itself drops them (the broker sends those messages
+// again on the new connection: at least once holds). A goroutine exits
+// when its queue is empty or its connection is gone, so no more than one
+// per connection whose acks are still queued exists; one stuck inside paho
+// exits when paho lets its Ack return.
+type acker struct {
+	mu      sync.Mutex
+	conn    uint64 // the connection now
+	queued  map[uint64][]heldMessage
+	running map[uint64]bool // a goroutine works on that connection's queue
+	busy    int             // acks queued or being handed to paho
+	dropped int64           // acks for a replaced connection
+}
+
+func (a *acker) init() {
+	a.queued = map[uint64][]heldMessage{}
+	a.running = map[uint64]bool{}
+}
+
+func (a *acker) connection() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.conn
+}
+
+// newConnection drops what is queued for earlier connections.
+func (a *acker) newConnection() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conn++
+	for c, q := range a.queued {
+		if c < a.conn {
+			a.dropped += int64(len(q))
+			a.busy -= len(q)
+			delete(a.queued, c)
+		}
 	}
-	m.client.Disconnect(500)
+}
+
+// push queues an ack; it never blocks for long.
+func (a *acker) push(h heldMessage) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h.conn < a.conn {
+		a.dropped++
+		return
+	}
+	a.queued[h.conn] = append(a.queued[h.conn], h)
+	a.busy++
+	if !a.running[h.conn] {
+		a.running[h.conn] = true
+		go a.work(h.conn)
+	}
+}
+
+func (a *acker) work(conn uint64) {
+	for {
+		a.mu.Lock()
+		q := a.queued[conn]
+		if len(q) == 0 || conn < a.conn {
+			delete(a.running, conn)
+			a.mu.Unlock()
+			return
+		}
+		h := q[0]
+		if len(q) == 1 {
+			delete(a.queued, conn)
+		} else {
+			a.queued[conn] = q[1:]
+		}
+		a.mu.Unlock()
+		h.msg.Ack()
+		a.mu.Lock()
+		a.busy--
+		a.mu.Unlock()
+	}
+}
+
+// wait waits until every queued ack is handed to paho, or limit.
+func (a *acker) wait(limit time.Duration) {
+	end := time.Now().Add(limit)
+	for time.Now().Before(end) {
+		a.mu.Lock()
+		busy := a.busy
+		a.mu.Unlock()
+		if busy <= 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// running counts the ack goroutines; for tests.
+func (a *acker) goroutines() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
 }
