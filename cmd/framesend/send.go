@@ -148,6 +148,20 @@ func sendAction(c *cli.Context) error {
 		return usagef("--overflow %s with mqtt would lose messages the broker then counts as delivered: mqtt holds the broker back instead (leave --overflow unset)", cfg.Overflow)
 	}
 	cfg.DrainBeforeAck = c.Bool("drain")
+	// Every flag is checked before the source is opened (the broker dialled).
+	cfg.WriteTimeout = c.Duration("write-timeout")
+	if cfg.WriteTimeout < 0 {
+		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", cfg.WriteTimeout)
+	}
+	cfg.ByteTime = dcfg.ByteTime()
+	brk, seq, err := shapeConfig(c, &dcfg, cfg.FrameSize, cfg.Rate)
+	if err != nil {
+		return err
+	}
+	rtimeout := c.Duration("reconnect-timeout")
+	if rtimeout < 0 {
+		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
+	}
 
 	var src *source
 	if isMQTT {
@@ -165,7 +179,9 @@ func sendAction(c *cli.Context) error {
 		case err != nil:
 			return failure{err}
 		}
-		src = &source{src: m, datagram: true, mqtt: m, close: func() {}}
+		// Closed on every way out; the end of a run closes it first with
+		// the final status.
+		src = &source{src: m, datagram: true, mqtt: m, close: func() { m.Close(nil) }}
 	} else {
 		src, err = openSource(c.Context, spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
 		if errors.Is(err, errStoppedAtStart) {
@@ -187,20 +203,6 @@ func sendAction(c *cli.Context) error {
 	total := src.frames
 	if cfg.Count > 0 && (total == 0 || cfg.Count < total) {
 		total = cfg.Count
-	}
-
-	cfg.WriteTimeout = c.Duration("write-timeout")
-	if cfg.WriteTimeout < 0 {
-		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", cfg.WriteTimeout)
-	}
-	cfg.ByteTime = dcfg.ByteTime()
-	brk, seq, err := shapeConfig(c, &dcfg, cfg.FrameSize, cfg.Rate)
-	if err != nil {
-		return err
-	}
-	rtimeout := c.Duration("reconnect-timeout")
-	if rtimeout < 0 {
-		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
 	}
 
 	var port interface {
