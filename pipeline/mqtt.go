@@ -1,17 +1,22 @@
 package pipeline
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"golang.org/x/net/proxy"
 )
 
 // MQTTConfig is where an MQTT source connects and what it subscribes to.
@@ -98,7 +103,8 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 		SetMaxReconnectInterval(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
-		SetTLSConfig(cfg.TLS)
+		SetTLSConfig(cfg.TLS).
+		SetCustomOpenConnectionFn(dialBuffered)
 	if cfg.Username != "" {
 		opts.SetUsername(cfg.Username).SetPassword(cfg.Password)
 	}
@@ -254,6 +260,50 @@ func (e *SubscriptionRefusedError) Error() string {
 	}
 	return fmt.Sprintf("mqtt %s: the broker refused the subscription to %s (return code 0x80): allow %s to read that topic in the broker's ACL, or subscribe to a topic it may read", e.Broker, e.Topic, who)
 }
+
+// dialBuffered opens the connection to the broker as the MQTT client would
+// (tcp:// or ssl://, through a proxy named in the environment), but with
+// the reads of a plain TCP connection going through a buffer: the client
+// reads each packet's header a byte at a time, which on a bare socket is
+// three or four system calls a message. A TLS connection buffers its
+// records itself.
+func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	d := o.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: o.ConnectTimeout}
+	}
+	switch uri.Scheme {
+	case "tcp", "mqtt":
+		c, err := proxy.FromEnvironmentUsing(d).Dial("tcp", uri.Host)
+		if err != nil {
+			return nil, err
+		}
+		return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
+	case "ssl", "tls", "mqtts":
+		if os.Getenv("all_proxy") == "" {
+			return tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+		}
+		c, err := proxy.FromEnvironment().Dial("tcp", uri.Host)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, o.TLSConfig)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return nil, fmt.Errorf("unknown broker scheme %q", uri.Scheme)
+}
+
+// bufferedConn is a connection whose reads go through r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // subscribeTimeout bounds the wait for the broker's SUBACK.
 const subscribeTimeout = 30 * time.Second
