@@ -51,7 +51,7 @@ func newFake(t *testing.T, opts devicetest.Options) *devicetest.PTY {
 }
 
 // drain reads the fake's far end into a buffer until stop is closed and no
-// byte has come for quiet, and then returns what it read.
+// byte has come for quiet since then, and returns what it read.
 func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan []byte {
 	out := make(chan []byte, 1)
 	go func() {
@@ -71,7 +71,11 @@ func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan 
 			}
 			select {
 			case <-stop:
-				stopped = true
+				if !stopped {
+					// Quiet counts from the stop too: what the writer
+					// wrote just before it may not be read yet.
+					stopped, last = true, time.Now()
+				}
 			default:
 			}
 			if stopped && time.Since(last) > quiet {

@@ -368,7 +368,11 @@ func TestMQTTBrokerRestart(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, run.stderr.String())
 	}
 	close(stop)
-	inOrder(t, frames(t, <-got), 200)
+	if ks := frames(t, <-got); len(ks) != 200 {
+		t.Fatalf("far end got %d messages, want 200: %v; framesend said: %s", len(ks), ks, run.stderr.String())
+	} else {
+		inOrder(t, ks, 200)
+	}
 	if !strings.Contains(run.stderr.String(), "connection lost") {
 		t.Errorf("no log of the lost connection: %s", run.stderr.String())
 	}
