@@ -336,7 +336,7 @@ func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
 		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this --client-id?); acknowledged and dropped",
 			"topic", msg.Topic(), "subscribed", m.cfg.Topic, "refused_total", n)
 	}
-	msg.Ack()
+	m.acks.push(heldMessage{msg: msg, conn: m.acks.connection()}) // never in paho's reader
 }
 
 // Refused returns how many messages came on topics not subscribed to.
