@@ -349,8 +349,10 @@ func (s System) checkPi(add func(string, Status, string, string)) {
 		return
 	}
 	uart := filepath.Base(target)
-	if uart == "ttyS0" {
-		add("pi uart", Warn, m+": /dev/serial0 is ttyS0, the mini-UART, whose baud rate follows the core clock and drifts when it changes",
+	// A Pi's only 8250-family UART is the mini-UART: ttyS0 under Raspberry
+	// Pi OS, ttyS1 under Debian's kernel.
+	if strings.HasPrefix(uart, "ttyS") {
+		add("pi uart", Warn, m+": /dev/serial0 is "+uart+", the mini-UART, whose baud rate follows the core clock and drifts when it changes",
 			"for a steady baud use the PL011: dtoverlay=disable-bt (or miniuart-bt) in config.txt makes serial0 ttyAMA0; or set core_freq=250")
 		return
 	}

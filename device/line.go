@@ -272,7 +272,7 @@ func verify(path string, c Config, got Settings, topBaud int, pty bool) (note st
 		note = fmt.Sprintf("%s is a pseudo-terminal: it carries 8-bit bytes without parity whatever is asked (%s)", path, c)
 		got.DataBits, got.Parity = c.DataBits, c.Parity
 	}
-	const miniUART = "a Raspberry Pi's mini-UART (ttyS0) has 7 or 8 data bits, no parity and 1 stop bit only: use the PL011 (ttyAMA0, dtoverlay=disable-bt or miniuart-bt)"
+	const miniUART = "a Raspberry Pi's mini-UART (ttyS0, or ttyS1 under Debian's kernel) has 7 or 8 data bits, no parity and 1 stop bit only: use the PL011 (ttyAMA0, dtoverlay=disable-bt or miniuart-bt)"
 	switch {
 	case got.DataBits != c.DataBits:
 		return note, &SettingError{Path: path, What: "data bits", Asked: fmt.Sprint(c.DataBits), Got: fmt.Sprint(got.DataBits), Hint: "its driver does not offer " + fmt.Sprint(c.DataBits) + " data bits (" + miniUART + ")"}

@@ -185,6 +185,12 @@ func TestDoctorPi(t *testing.T) {
 	if c["console"].Status != device.OK {
 		t.Errorf("ttyAMA0 console = %+v", c["console"])
 	}
+	// Under Debian's kernel the mini-UART is ttyS1: still the mini-UART.
+	os.Remove(filepath.Join(r, "dev/serial0"))
+	os.Symlink("ttyS1", filepath.Join(r, "dev/serial0"))
+	if c = checks(t, device.System{Root: r, Who: root}, ""); c["pi uart"].Status != device.Warn || !strings.Contains(c["pi uart"].Detail, "ttyS1, the mini-UART") {
+		t.Errorf("serial0 → ttyS1: pi uart = %+v, want the mini-UART warning", c["pi uart"])
+	}
 	// The PL011 as serial0 is fine.
 	os.Remove(filepath.Join(r, "dev/serial0"))
 	os.Symlink("ttyAMA0", filepath.Join(r, "dev/serial0"))
