@@ -55,8 +55,9 @@ type Port struct {
 // Errors are *Error values naming path.
 func Open(path string, c Config) (*Port, error) { return open(path, c, true) }
 
-// OpenShared is Open without the flock, for --no-lock: other framesend
-// processes may then open the port too.
+// OpenShared is Open without the flock and without go.bug.st/serial's
+// TIOCEXCL, for --no-lock: other processes, framesend or not, root or not,
+// may then open the port too.
 func OpenShared(path string, c Config) (*Port, error) { return open(path, c, false) }
 
 func open(path string, c Config, lock bool) (*Port, error) {
@@ -110,6 +111,16 @@ func open(path string, c Config, lock bool) (*Port, error) {
 			return nil, busy(path)
 		}
 		return nil, classify("open", path, err)
+	}
+	// go.bug.st/serial has set TIOCEXCL, which refuses every later open
+	// by a user other than root: without the lock the port is shared, as
+	// --no-lock promises, so that is undone.
+	if !lock {
+		if err := l.ioctlInt(unix.TIOCNXCL, 0); err != nil {
+			p.Close()
+			file.Close()
+			return nil, classify("open", path, err)
+		}
 	}
 	// Every open(2) of a tty raises DTR and RTS (the kernel's
 	// tty_port_block_til_ready), go.bug.st/serial's open included: set them

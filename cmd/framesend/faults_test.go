@@ -268,17 +268,33 @@ func TestSecondSenderIsRefused(t *testing.T) {
 	}
 }
 
+// --no-lock shares the port with a second process, also for a user other
+// than root, whom go.bug.st/serial's TIOCEXCL alone would refuse.
 func TestNoLockLetsASecondProcessIn(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("without root, TIOCEXCL refuses the second open even with --no-lock")
-	}
 	f := newFake(t, devicetest.Options{})
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		// Root ignores TIOCEXCL: run both as an unprivileged user.
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		os.Chmod(f.Path(), 0o666)
+		os.Chmod(filepath.Dir(binary), 0o755)
+	}
+	first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "1000", "--no-lock")
+	first.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The first has the port once its frames arrive.
+	readUntil(t, f, 7)
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "1000", "--no-lock")
-	first.Start()
-	time.Sleep(200 * time.Millisecond)
-	code, _, serr := framesend(t, nil, "send", "--port", f.Path(), "--count", "10", "--no-lock")
+	second := exec.Command(binary, "send", "--port", f.Path(), "--count", "10", "--no-lock")
+	second.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var out bytes.Buffer
+	second.Stderr = &out
+	second.Start()
+	code := waitExit(t, second, 10*time.Second)
+	serr := out.String()
 	first.Process.Signal(syscall.SIGINT)
 	waitExit(t, first, 10*time.Second)
 	close(stop)

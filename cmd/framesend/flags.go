@@ -38,7 +38,7 @@ func serialFlags() []cli.Flag {
 		&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "bits per character: 5, 6, 7 or 8", EnvVars: env("data-bits"), Category: catSerial},
 		&cli.StringFlag{Name: "parity", Value: "none", Usage: "none, odd, even, mark or space", EnvVars: env("parity"), Category: catSerial},
 		&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "1 or 2", EnvVars: env("stop-bits"), Category: catSerial},
-		&cli.BoolFlag{Name: "no-lock", Usage: "do not take the port for this process alone (flock); other framesend processes may then open it", EnvVars: env("no-lock"), Category: catSerial},
+		&cli.BoolFlag{Name: "no-lock", Usage: "share the port: take no lock (flock) and leave it open to others (no TIOCEXCL), so other programs may open it and write to it too", EnvVars: env("no-lock"), Category: catSerial},
 	}, lineFlags()...)
 }
 
