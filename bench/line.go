@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/framesend/framesend/device"
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 	"github.com/framesend/framesend/pipeline"
 )
 
@@ -41,7 +41,7 @@ func (l *timedLine) Write(p []byte) (int, error) {
 // runTimed sends frames counter frames to a fresh fake through the port
 // opened with c, at rate, and returns the clock records.
 func runTimed(c device.Config, frameSize int, rate float64, frames int64) (*timedLine, error) {
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return nil, err
 	}

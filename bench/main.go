@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
 func main() {
@@ -102,7 +102,7 @@ type result struct {
 
 // runOne starts argv, reads the far end until want bytes have come and
 // checks them against the counter stream.
-func runOne(fake *devicetest.PTY, want int64, argv []string, stdin io.Reader) (result, error) {
+func runOne(fake *ptyfake.PTY, want int64, argv []string, stdin io.Reader) (result, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
@@ -126,7 +126,7 @@ func runOne(fake *devicetest.PTY, want int64, argv []string, stdin io.Reader) (r
 }
 
 // readCounter reads want bytes of the counter stream from the fake.
-func readCounter(fake *devicetest.PTY, want int64, limit time.Duration) (int64, error) {
+func readCounter(fake *ptyfake.PTY, want int64, limit time.Duration) (int64, error) {
 	pattern := counter(64<<10 + 16)
 	buf := make([]byte, 64<<10)
 	fake.SetReadDeadline(time.Now().Add(limit))
@@ -178,7 +178,7 @@ func measure(framesend string, runs int, outPath string) error {
 	if err != nil {
 		return err
 	}
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return err
 	}
@@ -364,7 +364,7 @@ type pacing struct {
 
 // measurePacing runs a paced send and times every frame's arrival at the
 // far end.
-func measurePacing(fake *devicetest.PTY, framesend string, rate, frames int) (pacing, error) {
+func measurePacing(fake *ptyfake.PTY, framesend string, rate, frames int) (pacing, error) {
 	cmd := exec.Command(framesend, "send", "--port", fake.Path(), "--rate", strconv.Itoa(rate), "--count", strconv.Itoa(frames))
 	if err := cmd.Start(); err != nil {
 		return pacing{}, err

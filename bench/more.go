@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
 // lineRate is framesend keeping a simulated line full.
@@ -35,7 +35,7 @@ type lineRate struct {
 // at baud (10 bits a byte) and times the far end.
 func measureLineRate(framesend string, baud int, seconds float64) (lineRate, error) {
 	r := lineRate{baud: baud, nominal: float64(baud) / 10 / 7}
-	fake, err := devicetest.New(devicetest.Options{Baud: baud})
+	fake, err := ptyfake.New(ptyfake.Options{Baud: baud})
 	if err != nil {
 		return r, err
 	}
@@ -93,7 +93,7 @@ func measureLineRate(framesend string, baud int, seconds float64) (lineRate, err
 
 // startup times process start to the first byte at the far end.
 func measureStartup(framesend string, runs int) (time.Duration, error) {
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return 0, err
 	}
@@ -121,7 +121,7 @@ func measureStartup(framesend string, runs int) (time.Duration, error) {
 // peakRSS runs a default send of frames frames and returns the peak RSS it
 // reports.
 func measurePeakRSS(framesend string, frames int) (int64, error) {
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +178,7 @@ func qemuRatio(framesend, armv6 string, frames, runs int) (float64, float64, flo
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("qemu-arm is not installed (apt-get install qemu-user)")
 	}
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return 0, 0, 0, err
 	}

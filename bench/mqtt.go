@@ -15,7 +15,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
 // mosquitto is a broker of the bench's own on a free loopback port.
@@ -107,7 +107,7 @@ func (m *mosquitto) backlog(pub mqtt.Client, id, topic string, n int) error {
 // mqttReceive starts argv (which sends to the fake) and returns how long
 // it took from its start to the last of want frames at the far end, and the
 // CPU time it used (with the processes it waited for).
-func mqttReceive(fake *devicetest.PTY, argv []string, want int) (time.Duration, time.Duration, error) {
+func mqttReceive(fake *ptyfake.PTY, argv []string, want int) (time.Duration, time.Duration, error) {
 	stop := make(chan struct{})
 	got := readFarEnd(fake, stop, 200*time.Millisecond)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -172,7 +172,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 		}
 		var fr, pr, ratios, fc, pc []float64
 		for run := range runs {
-			fake, err := devicetest.New(devicetest.Options{})
+			fake, err := ptyfake.New(ptyfake.Options{})
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
 // udpSender is the one sender every UDP receiver is measured with, run as
@@ -68,7 +68,7 @@ type farEnd struct {
 	last        time.Time
 }
 
-func readFarEnd(fake *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan farEnd {
+func readFarEnd(fake *ptyfake.PTY, stop <-chan struct{}, quiet time.Duration) <-chan farEnd {
 	out := make(chan farEnd, 1)
 	go func() {
 		var r farEnd
@@ -209,7 +209,7 @@ func socatUDP(socat string) udpReceiver {
 // udpRun sends n datagrams at rate into a receiver on a fresh fake and
 // returns the frames that arrived whole.
 func udpRun(self string, r udpReceiver, n int, rate float64, baud int) (farEnd, error) {
-	fake, err := devicetest.New(devicetest.Options{Baud: baud})
+	fake, err := ptyfake.New(ptyfake.Options{Baud: baud})
 	if err != nil {
 		return farEnd{}, err
 	}
@@ -332,7 +332,7 @@ type slowCounts struct {
 // waiting for the line to carry it all.
 func slowBurst(self, framesend string, n int) (slowCounts, error) {
 	var st slowCounts
-	fake, err := devicetest.New(devicetest.Options{Baud: 115200})
+	fake, err := ptyfake.New(ptyfake.Options{Baud: 115200})
 	if err != nil {
 		return st, err
 	}

@@ -30,7 +30,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
 func main() {
@@ -95,7 +95,7 @@ func (r *result) table(w io.Writer) {
 // device is one sender's fake and what reached it.
 type device struct {
 	id     string
-	fake   *devicetest.PTY
+	fake   *ptyfake.PTY
 	mu     sync.Mutex
 	data   []byte
 	parsed int // bytes of data looked at
@@ -268,7 +268,7 @@ func simulate(o options) (*result, error) {
 		}
 	}()
 	for i := range devs {
-		fake, err := devicetest.New(devicetest.Options{})
+		fake, err := ptyfake.New(ptyfake.Options{})
 		if err != nil {
 			return nil, err
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/framesend/framesend/device"
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 	"github.com/framesend/framesend/pipeline"
 )
 
@@ -46,7 +46,7 @@ func demoAction(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
-	fake, err := devicetest.New(devicetest.Options{})
+	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
 		return failure{err}
 	}

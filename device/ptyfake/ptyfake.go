@@ -1,5 +1,5 @@
-// Package devicetest is a fake serial device for framesend's tests, benchmarks
-// and demo: a real pseudo-terminal, so the code under test opens and writes
+// Package ptyfake is a fake serial device for framesend's demo, benchmarks
+// and tests: a real pseudo-terminal, so the code under test opens and writes
 // it through go.bug.st/serial exactly as it would a USB-serial adapter.
 //
 // The device side is the pty's slave, at Path. The far end (the "wire") is
@@ -16,7 +16,10 @@
 //
 // Unplug closes the wire the way pulling a USB adapter does: the device side
 // then fails with EIO and the path no longer opens.
-package devicetest
+//
+// It is not a test package: `framesend demo` runs on it, so it imports
+// nothing from testing (device/devicetest holds the test helpers around it).
+package ptyfake
 
 import (
 	"errors"
@@ -24,7 +27,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,36 +63,36 @@ type PTY struct {
 func New(opts Options) (*PTY, error) {
 	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("devicetest: open /dev/ptmx: %w", err)
+		return nil, fmt.Errorf("ptyfake: open /dev/ptmx: %w", err)
 	}
 	// Non-blocking, so the runtime's poller serves the master and Close
 	// unblocks a Read in progress.
 	if err := unix.SetNonblock(mfd, true); err != nil {
 		unix.Close(mfd)
-		return nil, fmt.Errorf("devicetest: pty: %w", err)
+		return nil, fmt.Errorf("ptyfake: pty: %w", err)
 	}
 	master := os.NewFile(uintptr(mfd), "/dev/ptmx")
 	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
 		master.Close()
-		return nil, fmt.Errorf("devicetest: unlock pty: %w", err)
+		return nil, fmt.Errorf("ptyfake: unlock pty: %w", err)
 	}
 	n, err := unix.IoctlGetUint32(mfd, unix.TIOCGPTN)
 	if err != nil {
 		master.Close()
-		return nil, fmt.Errorf("devicetest: pty number: %w", err)
+		return nil, fmt.Errorf("ptyfake: pty number: %w", err)
 	}
 	path := fmt.Sprintf("/dev/pts/%d", n)
 	sfd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		master.Close()
-		return nil, fmt.Errorf("devicetest: open %s: %w", path, err)
+		return nil, fmt.Errorf("ptyfake: open %s: %w", path, err)
 	}
 	slave := os.NewFile(uintptr(sfd), path)
 	for _, fd := range []int{mfd, sfd} {
 		if err := makeRaw(fd); err != nil {
 			master.Close()
 			slave.Close()
-			return nil, fmt.Errorf("devicetest: raw mode: %w", err)
+			return nil, fmt.Errorf("ptyfake: raw mode: %w", err)
 		}
 	}
 	p := &PTY{opts: opts, master: master, slave: slave, path: path, start: time.Now()}
@@ -116,18 +118,6 @@ func makeRaw(fd int) error {
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
-}
-
-// Start is New for tests: it fails t if the fake cannot be made, and
-// closes the fake when t ends.
-func Start(t testing.TB, opts Options) *PTY {
-	t.Helper()
-	p, err := New(opts)
-	if err != nil {
-		t.Fatalf("pty fake: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
 }
 
 // Path returns the device side's path, /dev/pts/N, to open as a serial port.

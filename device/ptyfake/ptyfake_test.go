@@ -1,4 +1,4 @@
-package devicetest_test
+package ptyfake_test
 
 import (
 	"bytes"
@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/device/ptyfake"
 )
 
-func open(t *testing.T, opts devicetest.Options) (*devicetest.PTY, *os.File) {
+func open(t *testing.T, opts ptyfake.Options) (*ptyfake.PTY, *os.File) {
 	t.Helper()
-	f, err := devicetest.New(opts)
+	f, err := ptyfake.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func pattern(n int) []byte {
 }
 
 func TestBytesPassUnchanged(t *testing.T) {
-	f, dev := open(t, devicetest.Options{})
+	f, dev := open(t, ptyfake.Options{})
 	data := pattern(256 * 40)
 	go dev.Write(data)
 	got := make([]byte, len(data))
@@ -45,7 +45,7 @@ func TestBytesPassUnchanged(t *testing.T) {
 }
 
 func TestDropAndCorrupt(t *testing.T) {
-	f, dev := open(t, devicetest.Options{DropAt: []int64{10, 11, 500}, CorruptAt: []int64{3, 499}})
+	f, dev := open(t, ptyfake.Options{DropAt: []int64{10, 11, 500}, CorruptAt: []int64{3, 499}})
 	data := pattern(1000)
 	go dev.Write(data)
 	want := append([]byte(nil), data...)
@@ -63,7 +63,7 @@ func TestDropAndCorrupt(t *testing.T) {
 }
 
 func TestEcho(t *testing.T) {
-	_, dev := open(t, devicetest.Options{Echo: true})
+	_, dev := open(t, ptyfake.Options{Echo: true})
 	data := pattern(5000)
 	go dev.Write(data)
 	got := make([]byte, len(data))
@@ -77,7 +77,7 @@ func TestEcho(t *testing.T) {
 // bytes a second. (A lower bound on time, which a busy machine can only
 // make longer.)
 func TestBaudLimitsTheWire(t *testing.T) {
-	f, dev := open(t, devicetest.Options{Baud: 115200})
+	f, dev := open(t, ptyfake.Options{Baud: 115200})
 	data := pattern(11520) // one second of line time
 	go dev.Write(data)
 	start := time.Now()
@@ -95,7 +95,7 @@ func TestBaudLimitsTheWire(t *testing.T) {
 }
 
 func TestUnplugRemovesThePath(t *testing.T) {
-	f, dev := open(t, devicetest.Options{})
+	f, dev := open(t, ptyfake.Options{})
 	if err := f.Unplug(); err != nil {
 		t.Fatal(err)
 	}
