@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"github.com/framesend/framesend/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,9 +118,7 @@ func TestListAndDoctorOpenNoDevice(t *testing.T) {
 }
 
 func TestAccess(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give the fake nodes an owner and group")
-	}
+	testenv.Root(t, "it gives the fake nodes an owner and group")
 	r := copyTree(t, "pc")
 	node := filepath.Join(r, "dev/ttyUSB0")
 	os.Chown(node, 0, 4242)
@@ -223,9 +222,7 @@ func TestDoctorPC(t *testing.T) {
 }
 
 func TestDoctorNewGroupNeedsNewLogin(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give the fake node a group")
-	}
+	testenv.Root(t, "it gives the fake node a group")
 	r := copyTree(t, "pc")
 	os.MkdirAll(filepath.Join(r, "etc"), 0o755)
 	os.WriteFile(filepath.Join(r, "etc/group"), []byte("root:x:0:\ndialout:x:4242:pi,alice\n"), 0o644)
@@ -249,10 +246,10 @@ func TestHoldersFindsAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	cmd := exec.Command("sleep", "10")
+	cmd := exec.Command(testenv.Tool(t, "sleep", "coreutils"), "10")
 	cmd.Stdin = dev
 	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep command:", err)
+		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	time.Sleep(100 * time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"log/slog"
 	"net"
 	"os"
@@ -162,14 +163,7 @@ func TestMQTTStuckAckHoldsBackNoNewConnection(t *testing.T) {
 // to its configuration.
 func mosquitto(t *testing.T, extra string) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		msg := "mosquitto is not installed (apt-get install mosquitto); this test needs it"
-		if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
-			t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
-		}
-		t.Skip(msg)
-	}
+	bin := testenv.Tool(t, "mosquitto", "mosquitto")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"net"
 	"net/netip"
 	"strings"
@@ -81,7 +83,7 @@ func TestUDPCountsWhatTheKernelDropped(t *testing.T) {
 
 func TestUDPBindsTheFamilyAsked(t *testing.T) {
 	if _, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
+		testenv.Impossible(t, fmt.Sprintf("no IPv6 loopback (the kernel or container has IPv6 off): %v", err))
 	}
 	cases := []struct {
 		bind         string

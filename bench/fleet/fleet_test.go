@@ -2,8 +2,7 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"os"
+	"github.com/framesend/framesend/internal/testenv"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,14 +13,7 @@ import (
 // it is missing, unless FRAMESEND_REQUIRE_TOOLS is set (as in CI), then fail.
 func requireTool(t *testing.T, name, pkg string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s is not installed (apt-get install %s); this test needs it", name, pkg)
-	if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
-		t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
-	}
-	t.Skip(msg)
+	testenv.Tool(t, name, pkg)
 }
 
 // TestFleetOfTwenty is make fleet-sim with twenty senders: every message

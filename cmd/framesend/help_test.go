@@ -81,10 +81,7 @@ func TestManPage(t *testing.T) {
 	_, send, _ := strings.Cut(page[strings.Index(page, `.SS "framesend send"`):], ".TP")
 	inOrderText(t, send, `\-\-port`, `\-\-source`, `\-\-frame\-size`, `\-\-log\-level`)
 	// groff reads it without a warning.
-	groff, err := exec.LookPath("groff")
-	if err != nil {
-		groff = requireTool(t, "groff", "groff-base")
-	}
+	groff := requireTool(t, "groff", "groff-base")
 	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(page)
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {

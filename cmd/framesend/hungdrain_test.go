@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"os"
 	"strings"
 	"testing"
@@ -20,20 +22,20 @@ import (
 func TestHungDrainOnA16550EndsWithTheStallError(t *testing.T) {
 	const port = "/dev/ttyS0"
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil && strings.Contains(string(b), "console=ttyS0") {
-		t.Skip(port + " is the kernel's console; this test needs a spare 16550")
+		testenv.Impossible(t, port+" is the kernel's console; this test needs a spare 16550 (make hil has one)")
 	}
 	fd, err := unix.Open(port, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no 16550 to hold a drain on (%s: %v); make hil covers the real drivers", port, err)
+		testenv.Impossible(t, fmt.Sprintf("no 16550 to hold a drain on (%s: %v); make hil covers the real drivers", port, err))
 	}
 	defer unix.Close(fd)
 	var ss [72]byte // struct serial_struct; its first int is the UART type
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGSERIAL, uintptr(unsafe.Pointer(&ss[0]))); e != 0 || *(*int32)(unsafe.Pointer(&ss[0])) != 4 {
-		t.Skipf("%s is not a 16550A (type %d, %v)", port, *(*int32)(unsafe.Pointer(&ss[0])), e)
+		testenv.Impossible(t, fmt.Sprintf("%s is not a 16550A (type %d, %v)", port, *(*int32)(unsafe.Pointer(&ss[0])), e))
 	}
 	const loop = 0x8000 // TIOCM_LOOP
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCMBIS, loop); err != nil {
-		t.Skipf("%s: internal loopback refused: %v", port, err)
+		testenv.Impossible(t, fmt.Sprintf("%s: internal loopback refused: %v", port, err))
 	}
 	defer func() {
 		unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCOFLUSH) // what the UART held

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/framesend/framesend/internal/testenv"
 	"os"
 	"os/exec"
 	"strings"
@@ -119,7 +120,7 @@ func TestOutputThatCannotBeWrittenFails(t *testing.T) {
 			}
 			full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 			if err != nil {
-				t.Skip("no /dev/full")
+				testenv.Impossible(t, "no /dev/full: "+err.Error())
 			}
 			defer full.Close()
 			cmd := exec.CommandContext(context.Background(), binary, args...)

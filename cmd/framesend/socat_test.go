@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,16 +21,7 @@ import (
 // missing tool fails the test, so CI cannot silently skip it.
 func requireTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s is not installed (apt-get install %s); this test needs it", name, pkg)
-	if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
-		t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.Tool(t, name, pkg)
 }
 
 // startSocat runs socat between a pty linked at a new path and the address

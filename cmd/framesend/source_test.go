@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -553,7 +554,7 @@ func TestParseQueue(t *testing.T) {
 // udp:0.0.0.0:PORT takes IPv4 only; udp:[::]:PORT takes both.
 func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
 	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
-		t.Skipf("no IPv6 loopback on this machine: %v", err)
+		testenv.Impossible(t, fmt.Sprintf("no IPv6 loopback (the kernel or container has IPv6 off): %v", err))
 	} else {
 		c.Close()
 	}
@@ -651,7 +652,7 @@ func TestHexLongLinesAndBOM(t *testing.T) {
 func TestUDPLogsTheReceiveBufferGranted(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
 	if err != nil {
-		t.Skipf("no /proc/sys/net/core/rmem_max: %v", err)
+		testenv.Impossible(t, fmt.Sprintf("no /proc/sys/net/core/rmem_max: %v", err))
 	}
 	rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	f := newFake(t, devicetest.Options{})

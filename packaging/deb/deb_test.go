@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
-	"fmt"
+	"github.com/framesend/framesend/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,28 +17,12 @@ import (
 // saying what to install; with FRAMESEND_REQUIRE_TOOLS set (CI) it fails.
 func requireTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s is not installed (apt-get install %s); this test needs it", name, pkg)
-	if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
-		t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.Tool(t, name, pkg)
 }
 
 func requireRoot(t *testing.T, why string) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	msg := "this test must run as root: " + why
-	if os.Getenv("FRAMESEND_REQUIRE_TOOLS") != "" {
-		t.Fatal(msg + ", and FRAMESEND_REQUIRE_TOOLS is set")
-	}
-	t.Skip(msg)
+	testenv.Root(t, why)
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -97,9 +81,7 @@ func field(t *testing.T, deb, name string) string {
 func wantVersion(t *testing.T) string {
 	t.Helper()
 	v := strings.TrimSpace(run(t, "sh", "../version.sh"))
-	if _, err := exec.LookPath("dpkg"); err == nil {
-		run(t, "dpkg", "--validate-version", v)
-	}
+	run(t, testenv.Tool(t, "dpkg", "dpkg"), "--validate-version", v)
 	return v
 }
 
