@@ -27,6 +27,10 @@ var (
 	ErrStalled = errors.New("the device stopped accepting data")
 )
 
+// ErrNotBack is wrapped, with the error that took the device away, by a
+// Reconnecting port whose device did not come back within its timeout.
+var ErrNotBack = errors.New("did not come back")
+
 // Error is a port failure: what was being done (Op), on which path, its
 // class (one of the Err* sentinels) and the underlying cause. errors.Is sees
 // both the class and the cause.

@@ -125,7 +125,7 @@ func (r *Reconnecting) Reconnect(ctx context.Context, err error) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("%w, and it did not come back within %v (--reconnect-timeout)", err, r.timeout)
+			return fmt.Errorf("%w, and it %w within %v", err, ErrNotBack, r.timeout)
 		case <-tick.C:
 		}
 		p, oerr := r.open()

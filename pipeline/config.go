@@ -134,42 +134,62 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first value out of range, naming its flag.
+// A ConfigError is a Config value out of range. Its message names the
+// field and the value; a command line maps Field to its flag.
+type ConfigError struct {
+	Field  string // the Config field, as "FrameSize"
+	Value  string // the value given, formatted (strings are quoted)
+	Reason string // what is wrong and what would do, as "is out of range: use 1 to 1048576 bytes"
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("pipeline: %s %s %s", e.Field, e.Value, e.Reason)
+}
+
+func configError(field string, value any, reason string, a ...any) error {
+	v := fmt.Sprint(value)
+	if s, ok := value.(string); ok {
+		v = fmt.Sprintf("%q", s)
+	}
+	return &ConfigError{Field: field, Value: v, Reason: fmt.Sprintf(reason, a...)}
+}
+
+// Validate reports the first value out of range as a *ConfigError.
 func (c Config) Validate() error {
 	switch {
 	case c.FrameSize < 1 || c.FrameSize > MaxFrameSize:
-		return fmt.Errorf("--frame-size %d is out of range: use 1 to %d bytes", c.FrameSize, MaxFrameSize)
+		return configError("FrameSize", c.FrameSize, "is out of range: use 1 to %d bytes", MaxFrameSize)
 	case c.Count < 0:
-		return fmt.Errorf("--count %d is negative: use 0 (until stopped) or a number of frames", c.Count)
+		return configError("Count", c.Count, "is negative: use 0 (until stopped) or a number of frames")
 	case c.Rate < 0 || c.Rate != c.Rate:
-		return fmt.Errorf("--rate %v is invalid: use 0 (as fast as the device takes them) or frames per second", c.Rate)
+		return configError("Rate", c.Rate, "is invalid: use 0 (as fast as the device takes them) or frames per second")
 	case c.Rate > MaxRate:
-		return fmt.Errorf("--rate %v is above 10,000,000 frames/s: use %v to 10,000,000 frames per second, or 0 for as fast as possible", c.Rate, MinRate)
+		return configError("Rate", c.Rate, "is above 10,000,000 frames/s: use %v to 10,000,000 frames per second, or 0 for as fast as possible", MinRate)
 	case c.Rate > 0 && c.Rate < MinRate:
-		return fmt.Errorf("--rate %v is below %v frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use %v to 10,000,000 frames per second, or 0 for as fast as possible", c.Rate, MinRate, MinRate)
+		return configError("Rate", c.Rate, "is below %v frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use %v to 10,000,000 frames per second, or 0 for as fast as possible", MinRate, MinRate)
 	case c.Batch < 0 || c.Batch > (1<<20)/c.FrameSize:
-		return fmt.Errorf("--batch %d is out of range: use 0 (automatic) or up to 1 MiB of frames per write", c.Batch)
+		return configError("Batch", c.Batch, "is out of range: use 0 (automatic) or up to 1 MiB of frames per write")
 	case c.QueueBytes < 1 || c.QueueBytes > MaxQueueBytes:
-		return fmt.Errorf("--queue of %d bytes is out of range: use 1 byte to 1GiB, as a size (4MiB) or in frames (10000)", c.QueueBytes)
+		return configError("QueueBytes", c.QueueBytes, "is out of range: use 1 byte to 1GiB")
 	case c.DrainTimeout < 0:
-		return fmt.Errorf("--drain-timeout %v is negative", c.DrainTimeout)
+		return configError("DrainTimeout", c.DrainTimeout, "is negative")
 	case c.WriteTimeout < 0:
-		return fmt.Errorf("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", c.WriteTimeout)
+		return configError("WriteTimeout", c.WriteTimeout, "is negative: use 0 (wait for ever) or a duration such as 10s")
 	}
 	switch c.Overflow {
 	case OverflowBlock, OverflowDropNewest, OverflowDropOldest:
 	default:
-		return fmt.Errorf("--overflow %q is not a policy: use block, drop-newest or drop-oldest", string(c.Overflow))
+		return configError("Overflow", string(c.Overflow), "is not a policy: use block, drop-newest or drop-oldest")
 	}
 	switch c.Align {
 	case AlignStream, AlignDatagram:
 	default:
-		return fmt.Errorf("--align %q is not an alignment: use stream or datagram", string(c.Align))
+		return configError("Align", string(c.Align), "is not an alignment: use stream or datagram")
 	}
 	switch c.Partial {
 	case PartialPad, PartialDrop, PartialError:
 	default:
-		return fmt.Errorf("--partial %q is not a policy: use pad, drop or error", string(c.Partial))
+		return configError("Partial", string(c.Partial), "is not a policy: use pad, drop or error")
 	}
 	return nil
 }

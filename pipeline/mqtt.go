@@ -38,6 +38,10 @@ type MQTTConfig struct {
 // not authorised. Retrying does not help.
 var ErrMQTTRefused = errors.New("the broker refused the connection")
 
+// ErrMQTTUnreachable is a broker that could not be reached within
+// MQTTConfig's connect timeout.
+var ErrMQTTUnreachable = errors.New("not reachable")
+
 // MQTT is a datagram source: each message on the subscribed topic is one
 // datagram. It delivers at least once into the port: a message is
 // acknowledged to the broker (PUBACK) only once the sender has written all
@@ -196,7 +200,7 @@ func DialMQTT(ctx context.Context, cfg MQTTConfig, log *slog.Logger) (*MQTT, err
 			}
 		}
 		if !deadline.IsZero() && time.Now().Add(backoff).After(deadline) {
-			return nil, fmt.Errorf("mqtt %s: not reachable within %v (--connect-timeout): %v", cfg.Broker, cfg.ConnectTimeout, err)
+			return nil, fmt.Errorf("mqtt %s: %w within %v: %v", cfg.Broker, ErrMQTTUnreachable, cfg.ConnectTimeout, err)
 		}
 		log.Warn("mqtt: broker not reachable; retrying", "broker", cfg.Broker, "in", backoff.String(), "error", err.Error())
 		select {

@@ -407,17 +407,17 @@ func TestValidate(t *testing.T) {
 		mod  func(*pipeline.Config)
 		want string
 	}{
-		{"frame size 0", func(c *pipeline.Config) { c.FrameSize = 0 }, "--frame-size 0"},
-		{"frame size 5000", func(c *pipeline.Config) { c.FrameSize = 5000 }, "--frame-size 5000"},
-		{"negative count", func(c *pipeline.Config) { c.Count = -1 }, "--count -1"},
-		{"negative rate", func(c *pipeline.Config) { c.Rate = -2 }, "--rate -2"},
-		{"queue 0", func(c *pipeline.Config) { c.QueueBytes = 0 }, "--queue of 0 bytes"},
-		{"queue 2GiB", func(c *pipeline.Config) { c.QueueBytes = 2 << 30 }, "--queue of 2147483648 bytes"},
-		{"batch", func(c *pipeline.Config) { c.Batch = -1 }, "--batch -1"},
-		{"batch overflowing", func(c *pipeline.Config) { c.FrameSize = 4096; c.Batch = 1 << 62 }, "--batch 4611686018427387904"},
-		{"rate 1e-10", func(c *pipeline.Config) { c.Rate = 1e-10 }, "--rate 1e-10 is below 1e-06 frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use 1e-06 to 10,000,000"},
-		{"rate 1e300", func(c *pipeline.Config) { c.Rate = 1e300 }, "--rate 1e+300 is above 10,000,000 frames/s: use 1e-06 to 10,000,000"},
-		{"overflow", func(c *pipeline.Config) { c.Overflow = "spill" }, `--overflow "spill"`},
+		{"frame size 0", func(c *pipeline.Config) { c.FrameSize = 0 }, "pipeline: FrameSize 0 is out of range"},
+		{"frame size 5000", func(c *pipeline.Config) { c.FrameSize = 5000 }, "pipeline: FrameSize 5000"},
+		{"negative count", func(c *pipeline.Config) { c.Count = -1 }, "pipeline: Count -1"},
+		{"negative rate", func(c *pipeline.Config) { c.Rate = -2 }, "pipeline: Rate -2"},
+		{"queue 0", func(c *pipeline.Config) { c.QueueBytes = 0 }, "pipeline: QueueBytes 0"},
+		{"queue 2GiB", func(c *pipeline.Config) { c.QueueBytes = 2 << 30 }, "pipeline: QueueBytes 2147483648"},
+		{"batch", func(c *pipeline.Config) { c.Batch = -1 }, "pipeline: Batch -1"},
+		{"batch overflowing", func(c *pipeline.Config) { c.FrameSize = 4096; c.Batch = 1 << 62 }, "pipeline: Batch 4611686018427387904"},
+		{"rate 1e-10", func(c *pipeline.Config) { c.Rate = 1e-10 }, "pipeline: Rate 1e-10 is below 1e-06 frames/s (a frame every 11.6 days), the slowest rate framesend can pace: use 1e-06 to 10,000,000"},
+		{"rate 1e300", func(c *pipeline.Config) { c.Rate = 1e300 }, "pipeline: Rate 1e+300 is above 10,000,000 frames/s: use 1e-06 to 10,000,000"},
+		{"overflow", func(c *pipeline.Config) { c.Overflow = "spill" }, `pipeline: Overflow "spill" is not a policy`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

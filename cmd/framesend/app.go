@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/framesend/framesend/device"
+	"github.com/framesend/framesend/pipeline"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -132,6 +133,18 @@ func exitCode(err error) int {
 // hints for each class live here, in one place.
 func message(err error) string {
 	msg := err.Error()
+	var cerr *pipeline.ConfigError
+	if errors.As(err, &cerr) {
+		if f, ok := configFlags[cerr.Field]; ok {
+			return fmt.Sprintf(f.format, cerr.Value) + " " + cerr.Reason + f.hint
+		}
+	}
+	switch {
+	case errors.Is(err, pipeline.ErrMQTTUnreachable):
+		return msg + ": wait longer with --connect-timeout, or check the broker's address"
+	case errors.Is(err, device.ErrNotBack):
+		msg += " (--reconnect-timeout)"
+	}
 	var derr *device.Error
 	if !errors.As(err, &derr) {
 		return msg
@@ -149,6 +162,22 @@ func message(err error) string {
 		return msg + ": the device went away (unplugged, or its far end closed); check the cable and the adapter"
 	}
 	return msg
+}
+
+// configFlags names the flag behind each pipeline.Config field, for the
+// messages of pipeline.ConfigError: format takes the value, hint follows
+// the library's reason.
+var configFlags = map[string]struct{ format, hint string }{
+	"FrameSize":    {"--frame-size %s", ""},
+	"Count":        {"--count %s", ""},
+	"Rate":         {"--rate %s", ""},
+	"Batch":        {"--batch %s", ""},
+	"QueueBytes":   {"--queue of %s bytes", ", as a size (4MiB) or in frames (10000)"},
+	"DrainTimeout": {"--drain-timeout %s", ""},
+	"WriteTimeout": {"--write-timeout %s", ""},
+	"Overflow":     {"--overflow %s", ""},
+	"Align":        {"--align %s", ""},
+	"Partial":      {"--partial %s", ""},
 }
 
 // newLogger builds the slog logger for --log-level and --log-format.
