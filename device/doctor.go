@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // Status is how a doctor check came out.
@@ -380,6 +381,5 @@ func (s System) isTerminal(port string) bool {
 		return true
 	}
 	defer unix.Close(fd)
-	_, err = unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(fd)
 }

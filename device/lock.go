@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // busy returns the ErrBusy error for path, naming the holder where it can
@@ -36,7 +38,7 @@ func lockHolder(root, path string) string {
 	}
 	// The kernel writes the filesystem's device as hex major:minor and the
 	// inode in decimal: "1: FLOCK  ADVISORY  WRITE 1234 00:19:4 0 EOF".
-	want := fmt.Sprintf("%02x:%02x:%d", major(st.Dev), minor(st.Dev), st.Ino)
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
 	f, err := os.Open(filepath.Join(root, "proc/locks"))
 	if err != nil {
 		return ""
@@ -60,7 +62,3 @@ func lockHolder(root, path string) string {
 	}
 	return ""
 }
-
-// major and minor split a Linux dev_t.
-func major(dev uint64) uint64 { return (dev>>8)&0xfff | (dev>>32)&^0xfff }
-func minor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }
