@@ -30,4 +30,7 @@
 // Every error returned by this package names the port's path and wraps one of
 // the sentinel errors below, so callers can use errors.Is to choose a message
 // and an exit code without looking at errno values themselves.
+//
+// The package is Linux only (termios2, TIOCSRS485, /proc/locks, sysfs):
+// its files carry a linux build constraint.
 package device

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package ptyfake is a fake serial device for framesend's demo, benchmarks
 // and tests: a real pseudo-terminal, so the code under test opens and writes
 // it through go.bug.st/serial exactly as it would a USB-serial adapter.
