@@ -145,11 +145,22 @@ func configError(field string, value any, reason string, a ...any) error {
 	return &ConfigError{Field: field, Value: v, Reason: fmt.Sprintf(reason, a...)}
 }
 
+// ValidateFrameSize reports a frame size out of range (1 to MaxFrameSize)
+// as a *ConfigError on FrameSize, for callers that frame bytes without a
+// whole Config, such as a far-end checker.
+func ValidateFrameSize(n int) error {
+	if n < 1 || n > MaxFrameSize {
+		return configError("FrameSize", n, "is out of range: use 1 to %d bytes", MaxFrameSize)
+	}
+	return nil
+}
+
 // Validate reports the first value out of range as a *ConfigError.
 func (c Config) Validate() error {
+	if err := ValidateFrameSize(c.FrameSize); err != nil {
+		return err
+	}
 	switch {
-	case c.FrameSize < 1 || c.FrameSize > MaxFrameSize:
-		return configError("FrameSize", c.FrameSize, "is out of range: use 1 to %d bytes", MaxFrameSize)
 	case c.Count < 0:
 		return configError("Count", c.Count, "is negative: use 0 (until stopped) or a number of frames")
 	case c.Rate < 0 || c.Rate != c.Rate:

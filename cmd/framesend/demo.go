@@ -29,7 +29,7 @@ func demoCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Value: 20, Usage: "frames per second; 0 = as fast as possible", EnvVars: env("rate")},
 			&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 60, Usage: "frames to send", EnvVars: envFor("demo", "count")},
-			&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size")},
+			frameSizeFlag(""),
 		},
 		Action: demoAction,
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -56,6 +57,12 @@ func openPort(c *cli.Context, path string, cfg device.Config) (*device.Port, err
 	return p, nil
 }
 
+// frameSizeFlag is --frame-size, the same for every command that frames
+// bytes (send, listen, loopback, demo), under category (none: "").
+func frameSizeFlag(category string) cli.Flag {
+	return &cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: fmt.Sprintf("bytes per frame, 1 to %d", pipeline.MaxFrameSize), EnvVars: env("frame-size"), Category: category}
+}
+
 func logFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("log-level"), Category: catOutput},
@@ -74,8 +81,8 @@ func portAndFrameSize(c *cli.Context) (string, device.Config, int, error) {
 		return "", device.Config{}, 0, err
 	}
 	fs := c.Int("frame-size")
-	if fs < 1 || fs > pipeline.MaxFrameSize {
-		return "", device.Config{}, 0, usagef("--frame-size %d is out of range: use 1 to %d bytes", fs, pipeline.MaxFrameSize)
+	if err := pipeline.ValidateFrameSize(fs); err != nil {
+		return "", device.Config{}, 0, usageError{err}
 	}
 	return path, cfg, fs, nil
 }

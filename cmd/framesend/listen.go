@@ -17,7 +17,7 @@ import (
 
 func listenCommand() *cli.Command {
 	flags := append(serialFlags(),
-		&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size"), Category: catFrames},
+		frameSizeFlag(catFrames),
 		&cli.StringFlag{Name: "expect", Value: "none", Usage: "verify the stream: none, or counter (byte k is k mod 16, as send's counter source)", EnvVars: env("expect"), Category: catFrames},
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "stop after this many frames; 0 = until stopped", EnvVars: envFor("listen", "count"), Category: catFrames},
 		&cli.DurationFlag{Name: "timeout", Usage: "stop after this long with no data; 0 = wait for ever", EnvVars: envFor("listen", "timeout"), Category: catFrames},

@@ -23,7 +23,7 @@ func sendCommand() *cli.Command {
 		&cli.StringFlag{Name: "pad", Value: "0x00", Usage: "the `BYTE` that pads a short frame", EnvVars: env("pad"), Category: catSource},
 		&cli.StringFlag{Name: "overflow", Usage: "when the queue is full: block (hold the source back), drop-newest or drop-oldest; default drop-newest for udp, block otherwise", EnvVars: env("overflow"), Category: catSource},
 		&cli.StringFlag{Name: "allow-from", Usage: "udp: accept datagrams only from these `CIDRs` (comma-separated); others are dropped and counted", EnvVars: env("allow-from"), Category: catSource},
-		&cli.IntFlag{Name: "frame-size", Aliases: []string{"s"}, Value: 7, Usage: "bytes per frame, 1 to 4096", EnvVars: env("frame-size"), Category: catFrames},
+		frameSizeFlag(catFrames),
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
 		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
 		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
