@@ -77,7 +77,7 @@ func TestReconnectAfterUnplug(t *testing.T) {
 	// test's on a busy machine.
 	os.Remove(link)
 	f1.Unplug()
-	time.Sleep(500 * time.Millisecond)
+	waitLog(t, stderr, "device went away")
 	f2 := newFake(t, devicetest.Options{})
 	os.Symlink(f2.Path(), link)
 	stop := make(chan struct{})
@@ -129,7 +129,7 @@ func TestReconnectTimeoutAndStop(t *testing.T) {
 		readUntil(t, f, 7000)
 		os.Remove(link)
 		f.Unplug()
-		time.Sleep(300 * time.Millisecond)
+		waitLog(t, stderr, "device went away")
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
 		if code := waitExit(t, cmd, 5*time.Second); code != 0 {
@@ -192,14 +192,13 @@ func TestReconnectThroughRestartedSocat(t *testing.T) {
 		return out
 	}
 	s1 := startPair()
-	firstC := readB(0, nil)
+	firstC := readB(7*10000, nil)
 	const count = 100000
 	send, stderr := start(t, "send", "--port", a, "--count", strconv.Itoa(count), "--rate", "40000", "--reconnect")
-	time.Sleep(700 * time.Millisecond)
+	first := <-firstC // frames flow: the line goes now
 	s1.Process.Signal(syscall.SIGTERM)
 	s1.Wait()
-	first := <-firstC
-	time.Sleep(300 * time.Millisecond)
+	waitLog(t, stderr, "device went away")
 	s2 := startPair()
 	defer func() { s2.Process.Kill(); s2.Wait() }()
 	stop := make(chan struct{})
@@ -232,14 +231,15 @@ func TestSecondSenderIsRefused(t *testing.T) {
 			if u.cred != nil {
 				os.Chmod(f.Path(), 0o666)
 			}
-			stop := make(chan struct{})
-			got := drain(f, stop, 300*time.Millisecond)
 			first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "2000")
 			first.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 			var ferr bytes.Buffer
 			first.Stderr = &ferr
 			first.Start()
-			time.Sleep(300 * time.Millisecond)
+			// The first holds the port once its frames arrive.
+			head := readUntil(t, f, 7*500)
+			stop := make(chan struct{})
+			got := drain(f, stop, 300*time.Millisecond)
 			second := exec.Command(binary, "send", "--port", f.Path(), "--count", "100")
 			second.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 			var serr bytes.Buffer
@@ -252,7 +252,6 @@ func TestSecondSenderIsRefused(t *testing.T) {
 			if !strings.Contains(serr.String(), want) {
 				t.Errorf("second sender said %q, want %q", serr.String(), want)
 			}
-			time.Sleep(200 * time.Millisecond)
 			first.Process.Signal(syscall.SIGINT)
 			if code := waitExit(t, first, 10*time.Second); code != 0 {
 				t.Fatalf("first sender: exit %d: %s", code, ferr.String())
@@ -260,7 +259,7 @@ func TestSecondSenderIsRefused(t *testing.T) {
 			close(stop)
 			// The first sender's stream is whole and unmixed: nothing of
 			// the second reached the port.
-			data := <-got
+			data := append(head, <-got...)
 			if len(data) < 7*500 || !bytes.Equal(data, counterBytes(len(data))) || len(data)%7 != 0 {
 				t.Errorf("first sender's stream: %d bytes, not a whole counter prefix", len(data))
 			}
@@ -324,7 +323,7 @@ func TestStalledDevice(t *testing.T) {
 	t.Run("SIGINT during a stall", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
 		cmd, stderr := start(t, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "1s")
-		time.Sleep(500 * time.Millisecond) // the pty buffer is full by now
+		readUntil(t, f, 7) // it writes; nobody reads from now on
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
 		code := waitExit(t, cmd, 10*time.Second)
@@ -424,8 +423,14 @@ func TestSoak(t *testing.T) {
 func TestSecondSignalQuitsAtOnce(t *testing.T) {
 	f := newFake(t, devicetest.Options{}) // nobody reads: the stop has to wait
 	cmd, stderr := start(t, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "30s")
-	time.Sleep(500 * time.Millisecond)
+	readUntil(t, f, 7) // it writes; nobody reads from now on
 	cmd.Process.Signal(syscall.SIGINT)
+	// Two SIGINTs sent at once may reach it as one: the kernel merges a
+	// signal with one still pending, and Go's runtime merges it with one
+	// it has not yet passed to signal.Notify's channel. The first wait is
+	// for the kernel; no outside sign shows the runtime's, so a sleep
+	// stands for it (it fails as a hang, never as a false pass).
+	waitSignalTaken(t, cmd.Process.Pid, syscall.SIGINT)
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,16 +98,41 @@ func runIn(ctx context.Context, args ...string) (int, string, string) {
 
 // start starts the binary with args, its stderr kept in a buffer to read
 // once it has exited. The process is killed when the test ends.
-func start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func start(t *testing.T, args ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	return cmd, &stderr
+	return cmd, stderr
+}
+
+// waitLog waits until the log on stderr has a line containing s.
+func waitLog(t *testing.T, stderr *lockedBuffer, s string) {
+	t.Helper()
+	waitFor(t, func() bool { return strings.Contains(stderr.String(), s) }, fmt.Sprintf("%q in the log", s))
+}
+
+// waitSignalTaken waits until the signal sig sent to process pid is no
+// longer pending, that is until the process has received it.
+func waitSignalTaken(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return false
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "ShdPnd:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err == nil && mask&(1<<(uint(sig)-1)) == 0
+			}
+		}
+		return false
+	}, fmt.Sprintf("PID %d to take %v", pid, sig))
 }
 
 // lastMaxRSS is the peak resident memory, in KiB, of the last process
