@@ -61,7 +61,7 @@ type MQTT struct {
 	cfg     MQTTConfig
 	client  mqtt.Client
 	refused atomic.Int64 // messages on topics not subscribed to
-	warned  atomic.Int64 // when the last stray was logged, in Unix ns
+	warned  warnLimit    // for the stray-message warning
 	pending heldMessage  // not yet all in a block; Fill only
 	off     int          // bytes of pending already in a block
 	log     *slog.Logger
@@ -335,8 +335,7 @@ func (m *MQTT) subscribe(c mqtt.Client) error {
 // most once a second.
 func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
 	n := m.refused.Add(1)
-	if now := time.Now().UnixNano(); now-m.warned.Load() >= int64(time.Second) {
-		m.warned.Store(now)
+	if m.warned.allow() {
 		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this --client-id?); acknowledged and dropped",
 			"topic", msg.Topic(), "subscribed", m.cfg.Topic, "refused_total", n)
 	}

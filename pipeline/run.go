@@ -139,7 +139,7 @@ type packager struct {
 	dropped   int64
 	unsent    int64 // frames read but never queued: a stop came first
 	cut       int64
-	lastWarn  time.Time
+	warn      warnLimit // for the queue-full warning
 	unwarned  int64
 }
 
@@ -244,9 +244,9 @@ func (p *packager) drop(n int64) {
 	p.dropped += n
 	p.unwarned += n
 	p.cfg.Live.dropped.Add(n)
-	if now := time.Now(); now.Sub(p.lastWarn) >= time.Second {
+	if p.warn.allow() {
 		p.cfg.Logger.Warn("queue full: dropping datagrams", "dropped", p.unwarned, "total_dropped", p.dropped, "policy", string(p.cfg.Overflow))
-		p.lastWarn, p.unwarned = now, 0
+		p.unwarned = 0
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -44,8 +43,8 @@ type UDP struct {
 	raw       syscall.RawConn
 	allow     []netip.Prefix
 	logger    *slog.Logger
-	refused   int64 // written by Fill only
-	warned    time.Time
+	refused   int64     // written by Fill only
+	warned    warnLimit // for the refused-datagram warning
 	interrupt interrupt
 
 	asked, granted, rmemMax int
@@ -327,8 +326,7 @@ func (u *UDP) allowed(a netip.Addr) bool {
 // refuse counts a refused datagram and warns at most once a second.
 func (u *UDP) refuse(why string, from netip.AddrPort, n int) {
 	u.refused++
-	if now := time.Now(); now.Sub(u.warned) >= time.Second {
+	if u.warned.allow() {
 		u.logger.Warn("udp: datagram refused", "reason", why, "from", from.String(), "bytes", n, "refused_total", u.refused)
-		u.warned = now
 	}
 }
