@@ -1,19 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/framesend/framesend/device"
 	"github.com/framesend/framesend/pipeline"
 )
 
@@ -94,172 +86,11 @@ func loopbackAction(c *cli.Context) error {
 		if err := port.DiscardInput(); err != nil {
 			return failure{err}
 		}
-		res, err := loopback(c.Context, port, fs, count, window, timeout)
+		res, err := pipeline.Loopback(c.Context, port, fs, count, window, timeout)
 		fmt.Fprintf(c.App.ErrWriter, "framesend: loopback on %s%s: %s\n", path, what, res)
 		if err != nil {
 			return failure{err}
 		}
 	}
 	return nil
-}
-
-type loopbackResult struct {
-	sent, back int64
-	check      pipeline.CounterCheck
-	elapsed    time.Duration
-	latencies  latencySample
-	trailing   int
-}
-
-func (r *loopbackResult) String() string {
-	s := fmt.Sprintf("%d of %s came back", r.back, nOf(r.sent, "frame", "frames"))
-	if r.back > 0 && r.elapsed > 0 {
-		s += fmt.Sprintf(" in %.3f s (%.0f frames/s)", r.elapsed.Seconds(), float64(r.back)/r.elapsed.Seconds())
-	}
-	if med, p99, ok := r.latencies.quantiles(); ok {
-		s += fmt.Sprintf(", round trip median %v, p99 %v", med.Round(time.Microsecond), p99.Round(time.Microsecond))
-	}
-	switch {
-	case r.back == 0:
-		return s + "; nothing came back to verify"
-	case !r.check.OK() || r.back == r.sent:
-		return s + "; " + r.check.String()
-	}
-	return s + fmt.Sprintf("; the %d that came back are in order", r.back)
-}
-
-// latencySample keeps the round trips of a loopback run in fixed memory:
-// every one up to its capacity, then a uniform random sample of them
-// (reservoir sampling), so a run of 100 million frames needs no more than
-// one of 100 thousand.
-type latencySample struct {
-	seen int64
-	kept []time.Duration
-}
-
-const latencySampleSize = 1 << 16
-
-func (l *latencySample) add(d time.Duration) {
-	l.seen++
-	if len(l.kept) < latencySampleSize {
-		l.kept = append(l.kept, d)
-		return
-	}
-	if i := rand.Int64N(l.seen); i < latencySampleSize {
-		l.kept[i] = d
-	}
-}
-
-// quantiles returns the median and the 99th percentile.
-func (l *latencySample) quantiles() (median, p99 time.Duration, ok bool) {
-	if len(l.kept) == 0 {
-		return 0, 0, false
-	}
-	lat := slices.Clone(l.kept)
-	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100], true
-}
-
-// loopback writes count counter frames, at most window ahead of what has
-// come back, and reads them back. It returns when every frame is back,
-// nothing has come for timeout, or ctx is done.
-func loopback(parent context.Context, port *device.Port, fs int, count int64, window int, timeout time.Duration) (*loopbackResult, error) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	res := &loopbackResult{}
-	// When each frame in flight was written, by frame number modulo the
-	// window: no more than window frames are ever in flight, so the memory
-	// stays the same however long the run.
-	sentAt := make([]atomic.Int64, window)
-	credits := make(chan struct{}, window)
-	for range window {
-		credits <- struct{}{}
-	}
-	var sent atomic.Int64
-	var werr error
-	var wg sync.WaitGroup
-	start := time.Now()
-	wg.Go(func() {
-		frame := make([]byte, fs)
-		for k := range count {
-			select {
-			case <-credits:
-			case <-ctx.Done():
-				return
-			}
-			for i := range frame {
-				frame[i] = byte((k*int64(fs) + int64(i)) % 16)
-			}
-			sentAt[k%int64(window)].Store(int64(time.Since(start)))
-			if _, _, err := pipeline.WriteFull(port, frame); err != nil {
-				werr = err
-				cancel()
-				return
-			}
-			sent.Add(1)
-		}
-	})
-
-	framer := pipeline.NewFramer(fs)
-	buf := make([]byte, 64<<10)
-	last := time.Now()
-	var rerr error
-	for res.back < count && ctx.Err() == nil {
-		n, err := port.Read(buf)
-		now := time.Now()
-		if n > 0 {
-			last = now
-			framer.Feed(buf[:n], func(f []byte) {
-				if res.back >= count {
-					return
-				}
-				res.check.Check(f)
-				res.latencies.add(now.Sub(start) - time.Duration(sentAt[res.back%int64(window)].Load()))
-				res.back++
-				credits <- struct{}{}
-			})
-		}
-		if err != nil {
-			rerr = err
-			break
-		}
-		if now.Sub(last) >= timeout {
-			break
-		}
-	}
-	res.elapsed = time.Since(start)
-	res.trailing = framer.Pending()
-	cancel()
-	wg.Wait()
-	res.sent = sent.Load()
-
-	switch {
-	case werr != nil:
-		return res, werr
-	case rerr != nil:
-		return res, rerr
-	}
-	var problems []string
-	if !res.check.OK() {
-		problems = append(problems, res.check.String())
-	}
-	// Frames still in flight when the user stopped the test are not lost.
-	if res.back < res.sent && parent.Err() == nil {
-		problems = append(problems, nOf(res.sent-res.back, "frame", "frames")+" never came back (is TX wired to RX?)")
-	}
-	if res.trailing > 0 {
-		problems = append(problems, fmt.Sprintf("%d stray bytes do not fill a frame", res.trailing))
-	}
-	if len(problems) > 0 {
-		return res, errors.New("loopback failed: " + strings.Join(problems, "; "))
-	}
-	return res, nil
-}
-
-// nOf is n and the word for n of a thing: 1 frame, 2 frames, 0 frames.
-func nOf(n int64, one, several string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, several)
 }
