@@ -17,8 +17,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -259,17 +261,21 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	pub := b.client("pub")
 	const total = 3000
 	done := make(chan struct{})
+	var published atomic.Int64
 	go func() {
 		defer close(done)
 		for k := 0; k < total; k += 100 {
 			publish(t, pub, "lab/pi7", k, k+100)
-			time.Sleep(20 * time.Millisecond)
+			published.Store(int64(k + 100))
+			time.Sleep(20 * time.Millisecond) // paces the publisher: no wait for an event
 		}
 	}()
 	waitFor(t, func() bool { return received() >= 500 }, "500 messages before the kill")
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.wait(t, 5*time.Second)
-	time.Sleep(300 * time.Millisecond) // published meanwhile: queued by the broker
+	// Some are published meanwhile, for the broker to queue.
+	since := published.Load()
+	waitFor(t, func() bool { return published.Load() >= since+200 || published.Load() == total }, "200 messages published with framesend down")
 	second, _ := sendLogged(t, subscribed, args...)
 	<-done
 	seenAll := func() bool {
@@ -326,7 +332,7 @@ func TestMQTTTwoDevicesAndStatus(t *testing.T) {
 	publish(t, pub, "fleet/d1", 0, 50)
 	publish(t, pub, "fleet/d2", 1000, 1050)
 	waitFor(t, func() bool { return state("d1") == "online" && state("d2") == "online" }, "both online on the status topic")
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, func() bool { return progressFrames(devs["d2"].run.stderr.String()) >= 50 }, "d2 to write its 50")
 	devs["d2"].run.cmd.Process.Signal(syscall.SIGKILL)
 	waitFor(t, func() bool { return state("d2") == "offline" }, "d2 offline (its last will) after the kill")
 	if state("d1") != "online" {
@@ -356,11 +362,11 @@ func TestMQTTBrokerRestart(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200")
+	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200", "--stats-interval", "100ms")
 	publish(t, b.client("pub1"), "lab/r", 0, 100)
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, func() bool { return progressFrames(run.stderr.String()) >= 100 }, "the first 100 written")
 	b.stop()
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, func() bool { return strings.Contains(run.stderr.String(), "connection lost") }, "framesend to see the broker gone")
 	b.start()
 	waitFor(t, func() bool { return strings.Count(run.stderr.String(), subscribed) >= 2 }, "framesend to reconnect")
 	publish(t, b.client("pub2"), "lab/r", 100, 200)
@@ -438,27 +444,29 @@ func TestMQTTBadInput(t *testing.T) {
 func TestMQTTAcknowledgesOnlyWrittenMessages(t *testing.T) {
 	b := startBroker(t, "")
 	f := newFake(t, devicetest.Options{})
-	stop := make(chan struct{})
-	got := drain(f, stop, 300*time.Millisecond)
+	got := collect(f)
+	distinct := func() int {
+		b := got()
+		seen := map[int]bool{}
+		for _, k := range frames(t, b[:len(b)/7*7]) {
+			seen[k] = true
+		}
+		return len(seen)
+	}
 	args := []string{"--port", f.Path(), "--source", b.url("lab/slow"), "--client-id", "slow"}
 	first, _ := sendLogged(t, subscribed, append(args, "--rate", "20")...)
 	publish(t, b.client("pub"), "lab/slow", 0, 100)
-	time.Sleep(time.Second) // about 20 written, the rest received or queued
+	// At 20 a second, the rest are received or queued, not yet written.
+	waitFor(t, func() bool { return distinct() >= 10 }, "10 messages written before the kill")
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.wait(t, 5*time.Second)
 	second, _ := sendLogged(t, subscribed, args...)
-	time.Sleep(time.Second)
+	waitFor(t, func() bool { return distinct() == 100 },
+		"all 100 messages at the far end (the missing ones were acknowledged unwritten and lost)")
 	second.cmd.Process.Signal(syscall.SIGINT)
 	second.wait(t, 10*time.Second)
-	close(stop)
-	ks := frames(t, <-got)
-	seen := map[int]bool{}
-	for _, k := range ks {
-		seen[k] = true
-	}
-	if len(seen) != 100 {
-		t.Fatalf("far end saw %d of the 100 messages: unwritten ones were acknowledged and lost", len(seen))
-	}
+	data := got()
+	ks := frames(t, data[:len(data)/7*7]) // the reader may be mid-frame
 	t.Logf("%d frames for 100 messages", len(ks))
 }
 
@@ -541,6 +549,40 @@ func TestMQTTOverTLS(t *testing.T) {
 }
 
 // mustLog is sendLogged for where only the process is wanted.
+// progressFrames returns the frame count of the last progress line in log.
+func progressFrames(log string) int {
+	m := regexp.MustCompile(`progress.*?\bframes[=":]+(\d+)`).FindAllStringSubmatch(log, -1)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// collect reads the fake's far end in the background until it is closed;
+// the function returned gives a copy of what has arrived so far.
+func collect(f *devicetest.PTY) func() []byte {
+	var mu sync.Mutex
+	var data []byte
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := f.Read(buf)
+			mu.Lock()
+			data = append(data, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]byte(nil), data...)
+	}
+}
+
 func mustLog(t *testing.T, re string, args ...string) *logged {
 	t.Helper()
 	r, _ := sendLogged(t, re, args...)
