@@ -94,8 +94,6 @@ func TestStdinSource(t *testing.T) {
 func TestStdinSourceStopsOnSignal(t *testing.T) {
 	// A pipe that stays open: a stop must not wait for its end.
 	f := newFake(t, devicetest.Options{})
-	stop := make(chan struct{})
-	got := drain(f, stop, 200*time.Millisecond)
 	pr, pw, _ := os.Pipe()
 	defer pw.Close()
 	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "stdin")
@@ -105,13 +103,15 @@ func TestStdinSourceStopsOnSignal(t *testing.T) {
 	cmd.Start()
 	pr.Close()
 	pw.Write(counterBytes(7 * 10))
-	time.Sleep(300 * time.Millisecond)
+	head := readUntil(t, f, 70)
+	stop := make(chan struct{})
+	got := drain(f, stop, 200*time.Millisecond) // anything more is wrong
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := waitExit(t, cmd, 5*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	close(stop)
-	if data := <-got; !bytes.Equal(data, counterBytes(70)) {
+	if data := append(head, <-got...); !bytes.Equal(data, counterBytes(70)) {
 		t.Errorf("far end got % x, want the 70 bytes written", data)
 	}
 }
@@ -582,6 +582,8 @@ func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
 				conn.Write([]byte(from))
 				conn.Close()
 			}
+			// Waits for the absence too: a datagram the bind must not
+			// take has no event to wait for.
 			time.Sleep(300 * time.Millisecond)
 			run.cmd.Process.Signal(syscall.SIGINT)
 			if code := run.wait(t, 10*time.Second); code != 0 {
