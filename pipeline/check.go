@@ -1,6 +1,10 @@
 package pipeline
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Framer cuts a byte stream into frames of a fixed size, across reads of
 // any length.
@@ -105,6 +109,23 @@ func (c *CounterCheck) Check(frame []byte) bool {
 
 // OK reports whether every frame checked was the one expected.
 func (c *CounterCheck) OK() bool { return c.Corrupt == 0 && c.Discontinuities == 0 }
+
+// Verdict is nil if every frame checked was the one expected and no bytes
+// are left over (trailing: bytes at the end that do not fill a frame);
+// otherwise it says what was wrong.
+func (c *CounterCheck) Verdict(trailing int) error {
+	var problems []string
+	if !c.OK() {
+		problems = append(problems, c.String())
+	}
+	if trailing > 0 {
+		problems = append(problems, fmt.Sprintf("%d trailing bytes do not fill a frame", trailing))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(problems, "; "))
+}
 
 // String summarises the check in a few words.
 func (c *CounterCheck) String() string {

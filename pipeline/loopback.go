@@ -25,7 +25,7 @@ type LoopbackResult struct {
 // String says how many frames came back, how fast, their round trips
 // and what the check found.
 func (r *LoopbackResult) String() string {
-	s := fmt.Sprintf("%d of %s came back", r.Back, nOf(r.Sent, "frame", "frames"))
+	s := fmt.Sprintf("%d of %s came back", r.Back, count(r.Sent, "frame", "frames"))
 	if r.Back > 0 && r.Elapsed > 0 {
 		s += fmt.Sprintf(" in %.3f s (%.0f frames/s)", r.Elapsed.Seconds(), float64(r.Back)/r.Elapsed.Seconds())
 	}
@@ -73,13 +73,13 @@ func (l *latencySample) quantiles() (median, p99 time.Duration, ok bool) {
 	return lat[len(lat)/2], lat[len(lat)*99/100], true
 }
 
-// Loopback writes count counter frames of fs bytes to rw, at most window
+// Loopback writes total counter frames of fs bytes to rw, at most window
 // ahead of what has come back, and reads them back from rw, as over a
 // TX-RX jumper. It blocks until every frame is back, nothing has come for
 // timeout, or ctx is done; its writer goroutine has exited when it returns.
 // rw's Read must return now and then even when nothing comes (a serial
 // port with a read timeout), so that the timeout and ctx are seen.
-func Loopback(parent context.Context, rw io.ReadWriter, fs int, count int64, window int, timeout time.Duration) (*LoopbackResult, error) {
+func Loopback(parent context.Context, rw io.ReadWriter, fs int, total int64, window int, timeout time.Duration) (*LoopbackResult, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	res := &LoopbackResult{}
@@ -97,7 +97,7 @@ func Loopback(parent context.Context, rw io.ReadWriter, fs int, count int64, win
 	start := time.Now()
 	wg.Go(func() {
 		frame := make([]byte, fs)
-		for k := range count {
+		for k := range total {
 			select {
 			case <-credits:
 			case <-ctx.Done():
@@ -120,13 +120,13 @@ func Loopback(parent context.Context, rw io.ReadWriter, fs int, count int64, win
 	buf := make([]byte, 64<<10)
 	last := time.Now()
 	var rerr error
-	for res.Back < count && ctx.Err() == nil {
+	for res.Back < total && ctx.Err() == nil {
 		n, err := rw.Read(buf)
 		now := time.Now()
 		if n > 0 {
 			last = now
 			framer.Feed(buf[:n], func(f []byte) {
-				if res.Back >= count {
+				if res.Back >= total {
 					return
 				}
 				res.Check.Check(f)
@@ -161,7 +161,7 @@ func Loopback(parent context.Context, rw io.ReadWriter, fs int, count int64, win
 	}
 	// Frames still in flight when the user stopped the test are not lost.
 	if res.Back < res.Sent && parent.Err() == nil {
-		problems = append(problems, nOf(res.Sent-res.Back, "frame", "frames")+" never came back (is TX wired to RX?)")
+		problems = append(problems, count(res.Sent-res.Back, "frame", "frames")+" never came back (is TX wired to RX?)")
 	}
 	if res.Trailing > 0 {
 		problems = append(problems, fmt.Sprintf("%d stray bytes do not fill a frame", res.Trailing))
@@ -170,12 +170,4 @@ func Loopback(parent context.Context, rw io.ReadWriter, fs int, count int64, win
 		return res, errors.New("loopback failed: " + strings.Join(problems, "; "))
 	}
 	return res, nil
-}
-
-// nOf is n and the word for n of a thing: 1 frame, 2 frames, 0 frames.
-func nOf(n int64, one, several string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, several)
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -108,17 +106,11 @@ func (r *receiver) verdict() error {
 	if r.check == nil {
 		return nil
 	}
-	var problems []string
-	if !r.check.OK() {
-		problems = append(problems, r.check.String())
+	trailing := r.framer.Pending()
+	if r.done() {
+		trailing = 0 // bytes past the frame limit are not looked at
 	}
-	if p := r.framer.Pending(); p > 0 && !r.done() {
-		problems = append(problems, fmt.Sprintf("%d trailing bytes do not fill a frame", p))
-	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(problems, "; "))
+	return r.check.Verdict(trailing)
 }
 
 func (r *receiver) summary() string {
