@@ -339,7 +339,7 @@ func TestStalledDevice(t *testing.T) {
 		const count = 30000
 		cmd, stderr := start(t, "send", "--port", f.Path(), "--count", strconv.Itoa(count), "--write-timeout", "5s")
 		first := readUntil(t, f, 7000)
-		time.Sleep(2 * time.Second) // the device stops reading for 2 s
+		time.Sleep(2 * time.Second) // the device stops reading for 2 s: the fault itself, not a wait
 		stop := make(chan struct{})
 		got := drain(f, stop, 300*time.Millisecond)
 		if code := waitExit(t, cmd, 20*time.Second); code != 0 {

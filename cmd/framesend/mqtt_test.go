@@ -642,7 +642,7 @@ func TestMQTTLargeMessageIsSentWhole(t *testing.T) {
 	stop3 := make(chan struct{})
 	got3 := drain(f3, stop3, 200*time.Millisecond)
 	third, _ := sendLogged(t, subscribed, "--port", f3.Path(), "--source", b.url(topic), "--client-id", "big")
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // waits for an absence: nothing more may come
 	third.cmd.Process.Signal(syscall.SIGINT)
 	third.wait(t, 10*time.Second)
 	close(stop3)

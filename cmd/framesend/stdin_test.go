@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +107,7 @@ func TestFIFOWithoutWriterStopsOnFirstSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd, stderr := start(t, "send", "--port", f.Path(), "--source", kind+":"+fifo)
-			time.Sleep(500 * time.Millisecond) // blocked opening the FIFO
+			waitFIFOOpen(t, cmd.Process.Pid)
 			cmd.Process.Signal(syscall.SIGTERM)
 			if code := waitExit(t, cmd, 3*time.Second); code != 0 || !strings.Contains(stderr.String(), "stopped while waiting for --source") {
 				t.Errorf("exit %d, stderr %q: want 0 and a line saying it stopped while waiting", code, stderr.String())
@@ -133,4 +134,19 @@ func TestFIFOWithoutWriterStopsOnFirstSignal(t *testing.T) {
 	if data := <-got; !bytes.Equal(data, counterBytes(70)) {
 		t.Errorf("far end got %d bytes, want the 70 written", len(data))
 	}
+}
+
+// waitFIFOOpen waits until a thread of process pid is blocked opening a
+// FIFO that has no writer yet.
+func waitFIFOOpen(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+		for _, w := range tasks {
+			if b, _ := os.ReadFile(w); string(b) == "wait_for_partner" {
+				return true
+			}
+		}
+		return false
+	}, fmt.Sprintf("PID %d to wait in a FIFO's open", pid))
 }
