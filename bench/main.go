@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/framesend/framesend/device/ptyfake"
+	"github.com/framesend/framesend/pipeline"
 )
 
 func main() {
@@ -86,13 +87,7 @@ func rawWriter(port string, size int, total int64) error {
 	return nil
 }
 
-func counter(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i % 16)
-	}
-	return b
-}
+func counter(n int) []byte { return pipeline.AppendCounter(nil, 0, n) }
 
 // result is one process's run.
 type result struct {

@@ -103,9 +103,7 @@ func Loopback(parent context.Context, rw io.ReadWriter, fs int, total int64, win
 			case <-ctx.Done():
 				return
 			}
-			for i := range frame {
-				frame[i] = byte((k*int64(fs) + int64(i)) % 16)
-			}
+			frame = AppendCounter(frame[:0], k*int64(fs), fs)
 			sentAt[k%int64(window)].Store(int64(time.Since(start)))
 			if _, _, err := WriteFull(rw, frame); err != nil {
 				werr = err

@@ -23,13 +23,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counterBytes is the original program's stream: byte k is k mod 16.
-func counterBytes(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i % 16)
-	}
-	return b
-}
+func counterBytes(n int) []byte { return pipeline.AppendCounter(nil, 0, n) }
 
 func config(fs int, count int64) pipeline.Config {
 	c := pipeline.DefaultConfig()

@@ -136,6 +136,20 @@ var counterPattern = func() []byte {
 	return p
 }()
 
+// AppendCounter appends to dst n bytes of the counter stream from stream
+// offset off (byte k of the stream is k mod 16), as Counter sends them,
+// and returns the extended slice: for writing or checking the pattern
+// elsewhere (loopback, benchmarks, tests).
+func AppendCounter(dst []byte, off int64, n int) []byte {
+	for n > 0 {
+		chunk := counterPattern[off%16:][:min(n, len(counterPattern)-16)]
+		dst = append(dst, chunk...)
+		off += int64(len(chunk))
+		n -= len(chunk)
+	}
+	return dst
+}
+
 // Fill fills b's room with the next counter bytes. It never blocks.
 func (c *Counter) Fill(ctx context.Context, b *Block) error {
 	n := copy(b.Spare(), counterPattern[c.next%16:])

@@ -34,3 +34,20 @@ func TestCounterCheckVerdict(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendCounter(t *testing.T) {
+	for _, c := range []struct {
+		off int64
+		n   int
+	}{{0, 0}, {0, 5}, {13, 7}, {3, 200000}, {1<<40 + 9, 33}} {
+		got := pipeline.AppendCounter([]byte{0xaa}, c.off, c.n)
+		if len(got) != 1+c.n || got[0] != 0xaa {
+			t.Fatalf("AppendCounter(off %d, n %d): len %d, first %#x, want %d and 0xaa", c.off, c.n, len(got), got[0], 1+c.n)
+		}
+		for i, b := range got[1:] {
+			if want := byte((c.off + int64(i)) % 16); b != want {
+				t.Fatalf("AppendCounter(off %d, n %d): byte %d = %d, want %d", c.off, c.n, i, b, want)
+			}
+		}
+	}
+}
