@@ -55,6 +55,6 @@ func TestHungDrainOnA16550EndsWithTheStallError(t *testing.T) {
 		}
 	}
 	if took > 20*time.Second {
-		t.Errorf("took %v to give up on a 1s write timeout", took)
+		t.Errorf("hang-guard: took %v to give up on a 1s write timeout", took)
 	}
 }

@@ -544,7 +544,7 @@ func TestMQTTOverTLS(t *testing.T) {
 		t.Errorf("untrusted broker: exit %d, %q", code, stderr)
 	}
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("took %v to give up on an untrusted certificate", d)
+		t.Errorf("hang-guard: took %v to give up on an untrusted certificate", d)
 	}
 }
 
