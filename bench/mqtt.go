@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,60 +15,23 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/framesend/framesend/device/ptyfake"
+	mosquittobroker "github.com/framesend/framesend/internal/mosquitto"
 )
 
 // mosquitto is a broker of the bench's own on a free loopback port.
-type mosquitto struct {
-	cmd  *exec.Cmd
-	port int
-	dir  string
-}
+type mosquitto struct{ *mosquittobroker.Broker }
 
 // startMosquitto starts Mosquitto with extra configuration lines.
 func startMosquitto(bin, extra string) (*mosquitto, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := mosquittobroker.Start(bin, "max_queued_messages 2000000\n"+extra)
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir, err := os.MkdirTemp("", "framesend-mosquitto-*")
-	if err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 2000000\n%s\n", port, extra)
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "-c", path)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	m := &mosquitto{cmd: cmd, port: port, dir: dir}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", m.addr()); err == nil {
-			c.Close()
-			return m, nil
-		}
-	}
-	m.stop()
-	return nil, fmt.Errorf("mosquitto did not listen on %s", m.addr())
+	return &mosquitto{b}, nil
 }
 
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-
-func (m *mosquitto) stop() {
-	if m.cmd.ProcessState != nil {
-		return // stopped already
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	os.RemoveAll(m.dir)
-}
+func (m *mosquitto) addr() string { return m.Addr() }
+func (m *mosquitto) stop()        { m.Stop() }
 
 // client connects a paho client; clean false keeps its session.
 func (m *mosquitto) client(id string, clean bool) (mqtt.Client, error) {

@@ -17,10 +17,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +29,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/framesend/framesend/device/ptyfake"
+	"github.com/framesend/framesend/internal/mosquitto"
 )
 
 func main() {
@@ -228,8 +227,8 @@ func simulate(o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer broker.stop()
-	addr := broker.addr()
+	defer broker.Stop()
+	addr := broker.Addr()
 	client := func(id string) (mqtt.Client, error) {
 		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetMaxResumePubInFlight(1000))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -393,7 +392,7 @@ func simulate(o options) (*result, error) {
 		res.problems = append(res.problems, werr.Error())
 	}
 	fmt.Fprintf(o.log, "fleet: delivered in %.1f s\n", res.elapsed.Seconds())
-	res.brokerKiB = peakRSS(broker.cmd.Process.Pid)
+	res.brokerKiB = peakRSS(broker.Pid())
 
 	// Stop every sender and read its peak RSS from its summary.
 	for _, d := range devs {
@@ -430,53 +429,8 @@ func simulate(o options) (*result, error) {
 	return res, nil
 }
 
-// mosquitto is the fleet's broker on a free loopback port.
-type mosquitto struct {
-	cmd  *exec.Cmd
-	port int
-	dir  string
-}
-
-func startMosquitto(bin string) (*mosquitto, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir, err := os.MkdirTemp("", "framesend-fleet-*")
-	if err != nil {
-		return nil, err
-	}
-	// Every sender's whole backlog fits its session queue.
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 10000\nmax_inflight_messages 100\n", port)
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(path, []byte(conf), 0o644)
-	cmd := exec.Command(bin, "-c", path)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	m := &mosquitto{cmd: cmd, port: port, dir: dir}
-	if err := waitFor(10*time.Second, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", m.addr())
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}); err != nil {
-		m.stop()
-		return nil, err
-	}
-	return m, nil
-}
-
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-
-func (m *mosquitto) stop() {
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	os.RemoveAll(m.dir)
+// startMosquitto starts the fleet's broker: every sender's whole backlog
+// fits its session queue.
+func startMosquitto(bin string) (*mosquitto.Broker, error) {
+	return mosquitto.Start(bin, "max_queued_messages 10000\nmax_inflight_messages 100")
 }
