@@ -20,7 +20,7 @@ ZSHDIR  ?= $(PREFIX)/share/zsh/site-functions
 CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 
 FUZZTIME ?= 5s
-FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming FuzzFramer
+FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming
 
 .PHONY: all build run test fuzz soak bench fleet-sim lint clean cross man install uninstall deb hil
 
