@@ -243,3 +243,86 @@ func TestMQTTReaderGoesOnWithManyMessagesHeld(t *testing.T) {
 		t.Fatalf("a publish of framesend's own got no PUBACK with %d messages held: %v", n, tok.Error())
 	}
 }
+
+// countingWriter counts what it takes.
+type countingWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *countingWriter) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Len()
+}
+
+// atMessage records how many bytes were written when it was acked.
+type atMessage struct {
+	fakeMessage
+	w  *countingWriter
+	at *[]int
+}
+
+func (a *atMessage) Ack() {
+	n := a.w.Len()
+	a.fakeMessage.Ack()
+	a.mu.Lock()
+	*a.at = append(*a.at, n)
+	a.mu.Unlock()
+}
+
+// Fill gives a message larger than a block in pieces, whole and in place
+// between the others, and each message is acknowledged only once its last
+// byte is written.
+func TestMQTTFillSplitsALargeMessageAndAcksItWhenWritten(t *testing.T) {
+	m := idleMQTT()
+	w := &countingWriter{}
+	var mu sync.Mutex
+	var acked []string
+	var at []int
+	big := bytes.Repeat([]byte("0123456789"), (MaxDatagram+5000)/10)
+	payloads := [][]byte{[]byte("first"), big, []byte("last message")}
+	var want []byte
+	var ends []int
+	for _, p := range payloads {
+		want = append(want, p...)
+		if r := len(p) % 10; r != 0 {
+			want = append(want, make([]byte, 10-r)...)
+		}
+		ends = append(ends, len(want))
+		m.receive(nil, &atMessage{fakeMessage: fakeMessage{payload: p, acked: &acked, mu: &mu}, w: w, at: &at})
+	}
+	cfg := DefaultConfig()
+	cfg.FrameSize, cfg.Count, cfg.Source, cfg.Align, cfg.Pad = 10, int64(len(want)/10), m, AlignDatagram, 0
+	cfg.Batch = 3 // many writes for the large message
+	st, err := Run(context.Background(), w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.buf.Bytes(), want) {
+		t.Fatalf("wrote %d bytes, want the %d of the three messages, each padded, in order", w.Len(), len(want))
+	}
+	if st.Datagrams != 3 {
+		t.Errorf("datagrams = %d, want 3 (the large one counted once)", st.Datagrams)
+	}
+	m.acks.wait(5 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) != 3 {
+		t.Fatalf("%d acks, want 3", len(acked))
+	}
+	for i := range payloads {
+		if acked[i] != string(payloads[i]) {
+			t.Fatalf("ack %d is for a %d-byte message, want the %d-byte one: out of order", i, len(acked[i]), len(payloads[i]))
+		}
+		if at[i] < ends[i] {
+			t.Fatalf("message %d acked with %d bytes written, before its end at %d", i, at[i], ends[i])
+		}
+	}
+}
