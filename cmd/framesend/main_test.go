@@ -205,17 +205,17 @@ func TestSendStopsCleanlyOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			f := newFake(t, devicetest.Options{})
+			cmd, stderr := start(t, "send", "--port", f.Path(), "--rate", "5000", "--batch", "3")
+			head := readUntil(t, f, 7*100) // it is sending
 			stop := make(chan struct{})
 			got := drain(f, stop, 300*time.Millisecond)
-			cmd, stderr := start(t, "send", "--port", f.Path(), "--rate", "5000", "--batch", "3")
-			time.Sleep(500 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
 			close(stop)
 			if err != nil {
 				t.Fatalf("after %v: %v, stderr: %s", sig, err, stderr.String())
 			}
-			data := <-got
+			data := append(head, <-got...)
 			if len(data) == 0 || len(data)%7 != 0 {
 				t.Fatalf("far end got %d bytes: want a whole, non-zero number of 7-byte frames", len(data))
 			}
