@@ -619,6 +619,7 @@ run rs485_ftdi framesend send --port /dev/ttyUSB0 --rs485 --count 1
 run lines_dtr modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr on --rts off --hupcl=false --count 1
 run lines_rts modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr off --rts on --hupcl=false --count 1
 run loopback_16550 modemlines /dev/ttyS1 framesend loopback --port /dev/ttyS1 --count 2000 --window 8
+run hung_drain_16550 modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --baud 9600 --count 10 --flow rtscts --rts off --write-timeout 1s --batch 1
 `,
 		Checks: []hil.Check{
 			{Name: "16550-115200-taken", Fn: exitWith("baud_16550_115200", 0, "")},
@@ -631,6 +632,9 @@ run loopback_16550 modemlines /dev/ttyS1 framesend loopback --port /dev/ttyS1 --
 			// The UART's loopback also turns what it sends back into what it
 			// receives: framesend loopback on a real 8250, with no wiring.
 			{Name: "loopback-through-the-uart", Fn: exitWith("loopback_16550", 0, "2000 of 2000 frames came back")},
+			// With RTS off in loopback, CTS stays low and the UART never
+			// sends: the drain must give up after --write-timeout, naming CTS.
+			{Name: "hung-drain-ends-naming-cts", Fn: hungDrainCheck("hung_drain_16550", 10)},
 		},
 	}
 }
@@ -668,6 +672,32 @@ func linesCheck(name, lines string) func(r *hil.Run) (string, error) {
 			return "", fmt.Errorf("%s: exit %d, %q; want exit 0 and %q", name, b.RC, b.Text(), lines)
 		}
 		return lines + " (TIOCM_LOOP, then TIOCMGET)", nil
+	}
+}
+
+// hungDrainCheck: guest block name exited 1 with the stall error naming
+// CTS held low, within limit seconds (its --write-timeout plus slack).
+func hungDrainCheck(name string, limit float64) func(r *hil.Run) (string, error) {
+	return func(r *hil.Run) (string, error) {
+		b, err := r.GuestBlock(name)
+		if err != nil {
+			return "", err
+		}
+		for _, want := range []string{"the device stopped accepting data", "holding CTS low", "--write-timeout"} {
+			if b.RC != 1 || !strings.Contains(b.Text(), want) {
+				return "", fmt.Errorf("%s: exit %d, %q; want exit 1 saying %q", name, b.RC, b.Text(), want)
+			}
+		}
+		if b.Seconds > limit {
+			return "", fmt.Errorf("%s: gave up after %.1fs, want within %.0fs", name, b.Seconds, limit)
+		}
+		l := lastLine(b)
+		for _, line := range b.Lines {
+			if strings.Contains(line, "holding CTS low") {
+				l = strings.TrimSpace(line)
+			}
+		}
+		return fmt.Sprintf("exit 1 after %.1fs: %s", b.Seconds, l), nil
 	}
 }
 

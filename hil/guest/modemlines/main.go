@@ -57,6 +57,9 @@ func main() {
 		}
 		return 0
 	}
+	// Drop what the UART still holds (a drain framesend gave up on), so the
+	// last close does not wait for it.
+	unix.IoctlSetInt(fd, unix.TCFLSH, unix.TCOFLUSH)
 	fmt.Printf("lines DTR=%d RTS=%d DSR=%d CTS=%d LOOP=%d\n", bit(unix.TIOCM_DTR), bit(unix.TIOCM_RTS), bit(unix.TIOCM_DSR), bit(unix.TIOCM_CTS), bit(tiocmLoop))
 	os.Exit(code)
 }
