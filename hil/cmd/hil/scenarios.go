@@ -620,6 +620,7 @@ run lines_dtr modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr on --
 run lines_rts modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --dtr off --rts on --hupcl=false --count 1
 run loopback_16550 modemlines /dev/ttyS1 framesend loopback --port /dev/ttyS1 --count 2000 --window 8
 run reset_seq_16550 modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --reset-seq 'D0|R1|W0.05|D1|R0' --hupcl=false --count 1
+run break_16550 modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --break 20ms --frame-break 1ms --mark-after-break 100us --count 3
 run hung_drain_16550 modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --baud 9600 --count 10 --flow rtscts --rts off --write-timeout 1s --batch 1
 `,
 		Checks: []hil.Check{
@@ -636,6 +637,7 @@ run hung_drain_16550 modemlines /dev/ttyS1 framesend send --port /dev/ttyS1 --ba
 			// The reset sequence's last steps (DTR on, RTS off) are what the
 			// UART holds when the frames go out.
 			{Name: "reset-seq-on-the-16550", Fn: linesCheck("reset_seq_16550", "lines DTR=1 RTS=0 DSR=1 CTS=0 LOOP=1")},
+			{Name: "break-and-frame-break-on-the-8250", Fn: exitWith("break_16550", 0, "sent 3 frames")},
 			// With RTS off in loopback, CTS stays low and the UART never
 			// sends: the drain must give up after --write-timeout, naming CTS.
 			{Name: "hung-drain-ends-naming-cts", Fn: hungDrainCheck("hung_drain_16550", 10)},
