@@ -30,12 +30,9 @@ func startMosquitto(bin, extra string) (*mosquitto, error) {
 	return &mosquitto{b}, nil
 }
 
-func (m *mosquitto) addr() string { return m.Addr() }
-func (m *mosquitto) stop()        { m.Stop() }
-
 // client connects a paho client; clean false keeps its session.
 func (m *mosquitto) client(id string, clean bool) (mqtt.Client, error) {
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + m.addr()).SetClientID(id).SetCleanSession(clean))
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + m.Addr()).SetClientID(id).SetCleanSession(clean))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("connect %s: %v", id, tok.Error())
 	}
@@ -127,7 +124,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 		if err != nil {
 			return err
 		}
-		defer broker.stop()
+		defer broker.Stop()
 		pub, err := broker.client("bench-pub", true)
 		if err != nil {
 			return err
@@ -143,7 +140,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			if err := broker.backlog(pub, id, topic, n); err != nil {
 				return err
 			}
-			d1, c1, err := mqttReceive(fake, []string{framesend, "send", "--port", fake.Path(), "--source", "mqtt://" + broker.addr() + "/" + topic, "--client-id", id, "--count", strconv.Itoa(n)}, n)
+			d1, c1, err := mqttReceive(fake, []string{framesend, "send", "--port", fake.Path(), "--source", "mqtt://" + broker.Addr() + "/" + topic, "--client-id", id, "--count", strconv.Itoa(n)}, n)
 			if err != nil {
 				return err
 			}
@@ -152,7 +149,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			if err := broker.backlog(pub, id, topic, n); err != nil {
 				return err
 			}
-			host, port, _ := net.SplitHostPort(broker.addr())
+			host, port, _ := net.SplitHostPort(broker.Addr())
 			shell := fmt.Sprintf("%s -h %s -p %s -q 1 -c -i %s -t %s -N -C %d | %s send --port %s --source stdin", subBin, host, port, id, topic, n, framesend, fake.Path())
 			d2, c2, err := mqttReceive(fake, []string{"sh", "-c", shell}, n)
 			if err != nil {
@@ -166,7 +163,7 @@ func mqttRows(t io.Writer, framesend string, runs int) error {
 			pc = append(pc, c2.Seconds()/n*1e6)
 		}
 		pub.Disconnect(100)
-		broker.stop()
+		broker.Stop()
 		med := func(xs []float64) float64 { s := slices.Clone(xs); slices.Sort(s); return s[len(s)/2] }
 		fmt.Fprintf(t, "| %s | %.0f msgs/s, %.1f µs CPU a message | %.0f msgs/s, %.1f µs CPU a message (both processes) | × %.2f |\n", w.name, med(fr), med(fc), med(pr), med(pc), med(ratios))
 		fmt.Fprintf(os.Stderr, "mqtt %s done\n", w.name)
