@@ -13,11 +13,7 @@ import (
 func TestLineFlagsBadInput(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	p := f.Path()
-	cases := []struct {
-		args []string
-		code int
-		want []string
-	}{
+	cases := []badInput{
 		{[]string{"send", "--port", p, "--flow", "cts"}, 2, []string{"--flow", "cts", "none, rtscts or xonxoff"}},
 		{[]string{"send", "--port", p, "--dtr", "maybe"}, 2, []string{"--dtr", "maybe", "on or off"}},
 		{[]string{"listen", "--port", p, "--rts", "2"}, 2, []string{"--rts", "on or off"}},
@@ -48,22 +44,7 @@ func TestLineFlagsBadInput(t *testing.T) {
 		{[]string{"loopback", "--port", p, "--low-latency", "--count", "1"}, 1, []string{p, "no low-latency setting"}},
 		{[]string{"send", "--port", p, "--count", "1", "--frame-break", "100us", "--break", "1ms", "--rate", "10"}, 0, []string{"sent 1 frame,"}},
 	}
-	for _, c := range cases {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			code, _, msg := runIn(context.Background(), c.args...)
-			if code != c.code {
-				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, msg)
-			}
-			if lines := strings.Count(strings.TrimSpace(msg), "\n") + 1; lines != 1 {
-				t.Errorf("stderr has %d lines, want one: %q", lines, msg)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("stderr %q does not mention %q", msg, w)
-				}
-			}
-		})
-	}
+	checkBadInput(t, cases)
 }
 
 // sendAndRead runs send with args on a fresh fake and returns its exit

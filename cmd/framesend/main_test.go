@@ -284,6 +284,36 @@ func TestPermissionDeniedAsUnprivilegedUser(t *testing.T) {
 	}
 }
 
+// badInput is a command line run in-process, the exit code it must end
+// with, and the strings its one-line message must hold.
+type badInput struct {
+	args []string
+	code int
+	want []string
+}
+
+// checkBadInput runs each case in a subtest and checks its exit code, that
+// stderr is one line, and that it mentions everything the case wants.
+func checkBadInput(t *testing.T, cases []badInput) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, msg := runIn(context.Background(), c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, msg)
+			}
+			if lines := strings.Count(strings.TrimSpace(msg), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want one: %q", lines, msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("stderr %q does not mention %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
 // TestBadInput runs the command in-process for every mistake a user can
 // make on the command line, and checks the exit code and the one-line
 // message.
@@ -292,11 +322,7 @@ func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	regular := filepath.Join(dir, "frames.bin")
 	os.WriteFile(regular, []byte{1, 2, 3}, 0o644)
-	cases := []struct {
-		args []string
-		code int
-		want []string
-	}{
+	cases := []badInput{
 		{[]string{"send"}, 2, []string{"missing --port"}},
 		{[]string{"send", "--port", "/dev/ttyNOPE9"}, 1, []string{"/dev/ttyNOPE9", "no such device", "/dev/serial/by-id"}},
 		{[]string{"send", "--port", "/dev/null"}, 1, []string{"/dev/null", "not a serial device"}},
@@ -338,22 +364,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"send", "--port", f.Path(), "--rate", "1e-10"}, 2, []string{"--rate 1e-10", "use 1e-06 to 10,000,000"}},
 		{[]string{"send", "--port", f.Path(), "--stats-interval", "1ns"}, 2, []string{"--stats-interval 1ns", "10ms or more"}},
 	}
-	for _, c := range cases {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			code, _, msg := runIn(context.Background(), c.args...)
-			if code != c.code {
-				t.Errorf("exit %d, want %d; stderr: %s", code, c.code, msg)
-			}
-			if lines := strings.Count(strings.TrimSpace(msg), "\n") + 1; lines != 1 {
-				t.Errorf("stderr has %d lines, want one: %q", lines, msg)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("stderr %q does not mention %q", msg, w)
-				}
-			}
-		})
-	}
+	checkBadInput(t, cases)
 }
 
 func TestHelpAndVersion(t *testing.T) {
