@@ -237,25 +237,8 @@ func TestMQTTTenThousandMessages(t *testing.T) {
 func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	b := startBroker(t, "")
 	f := newFake(t, devicetest.Options{})
-	var mu sync.Mutex
-	var data []byte
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := f.Read(buf)
-			mu.Lock()
-			data = append(data, buf[:n]...)
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	received := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(data) / 7
-	}
+	arrived := collect(f)
+	received := func() int { return len(arrived()) / 7 }
 	args := []string{"--port", f.Path(), "--source", b.url("lab/pi7"), "--client-id", "pi7"}
 	first, _ := sendLogged(t, subscribed, args...)
 	pub := b.client("pub")
@@ -279,9 +262,8 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	second, _ := sendLogged(t, subscribed, args...)
 	<-done
 	seenAll := func() bool {
-		mu.Lock()
+		data := arrived()
 		whole := data[:len(data)/7*7]
-		mu.Unlock()
 		seen := map[int]bool{}
 		for i := 0; i+7 <= len(whole); i += 7 {
 			seen[int(be.BigEndian.Uint32(whole[i:]))] = true
@@ -293,9 +275,7 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	if code := second.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("second run: exit %d: %s", code, second.stderr.String())
 	}
-	mu.Lock()
-	ks := frames(t, data)
-	mu.Unlock()
+	ks := frames(t, arrived())
 	t.Logf("%d messages published, %d frames at the far end (%d repeats)", total, len(ks), len(ks)-total)
 }
 
