@@ -794,28 +794,22 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 // source does when datagrams arrive one at a time, and closes done after
 // the last.
 type trickle struct {
-	n, next int
-	done    chan struct{}
+	burst
+	done chan struct{}
 }
 
 func (s *trickle) Fill(ctx context.Context, b *pipeline.Block) error {
-	if s.next == s.n {
+	err := s.burst.Fill(ctx, b)
+	if err == io.EOF {
 		close(s.done)
-		return io.EOF
 	}
-	d := b.DatagramSpare()
-	for i := range 8 {
-		d[i] = byte(s.next >> (8 * (i % 4)))
-	}
-	b.CommitDatagram(8)
-	s.next++
-	return nil
+	return err
 }
 
 func TestBurstWithinTheQueueIsNotDropped(t *testing.T) {
 	// 100,000 datagrams of 8 bytes (800 KB) into a stalled device: the
 	// default queue of 1 MiB holds them all, however they arrive.
-	src := &trickle{n: 100_000, done: make(chan struct{})}
+	src := &trickle{burst: burst{n: 100_000}, done: make(chan struct{})}
 	w := &gatedWriter{open: src.done}
 	cfg := config(8, 0)
 	cfg.Source, cfg.Align, cfg.Overflow = src, pipeline.AlignDatagram, pipeline.OverflowDropNewest
