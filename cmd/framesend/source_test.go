@@ -460,7 +460,11 @@ func TestUDPOverflowIsCountedExactly(t *testing.T) {
 	}
 }
 
-func TestProgressBarOnlyOnATerminal(t *testing.T) {
+// sendOnTerminal runs the binary's send with args to a fresh fake, with its
+// stderr on another fake standing in for a terminal, and returns what the
+// terminal showed.
+func sendOnTerminal(t *testing.T, args ...string) string {
+	t.Helper()
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 200*time.Millisecond)
@@ -471,14 +475,18 @@ func TestProgressBarOnlyOnATerminal(t *testing.T) {
 	}
 	defer tty.Close()
 	screen := drain(term, stop, 200*time.Millisecond)
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "600", "--rate", "2000")
+	cmd := exec.Command(binary, append([]string{"send", "--port", f.Path()}, args...)...)
 	cmd.Stderr = tty
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	<-got
-	out := string(<-screen)
+	return string(<-screen)
+}
+
+func TestProgressBarOnlyOnATerminal(t *testing.T) {
+	out := sendOnTerminal(t, "--count", "600", "--rate", "2000")
 	for _, want := range []string{"sending", "%", "frames/s", "/600"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal shows no progress bar (%q missing): %q", want, out)
@@ -489,7 +497,7 @@ func TestProgressBarOnlyOnATerminal(t *testing.T) {
 	for _, args := range [][]string{{}, {"--no-progress"}} {
 		var stderr bytes.Buffer
 		f2 := newFake(t, devicetest.Options{})
-		cmd = exec.Command(binary, append([]string{"send", "--port", f2.Path(), "--count", "300", "--rate", "2000"}, args...)...)
+		cmd := exec.Command(binary, append([]string{"send", "--port", f2.Path(), "--count", "300", "--rate", "2000"}, args...)...)
 		cmd.Stderr = &stderr
 		if len(args) > 0 {
 			term2 := newFake(t, devicetest.Options{})
@@ -694,24 +702,7 @@ func TestUDPLogsTheReceiveBufferGranted(t *testing.T) {
 // TestProgressLinesDoNotRunIntoTheBar: with the progress bar on a terminal
 // and --stats-interval, each progress line starts a line of its own.
 func TestProgressLinesDoNotRunIntoTheBar(t *testing.T) {
-	f := newFake(t, devicetest.Options{})
-	stop := make(chan struct{})
-	got := drain(f, stop, 200*time.Millisecond)
-	term := newFake(t, devicetest.Options{})
-	tty, err := openDevice(term.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	screen := drain(term, stop, 200*time.Millisecond)
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "3000", "--rate", "2000", "--stats-interval", "200ms")
-	cmd.Stderr = tty
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	close(stop)
-	<-got
-	out := string(<-screen)
+	out := sendOnTerminal(t, "--count", "3000", "--rate", "2000", "--stats-interval", "200ms")
 	if !strings.Contains(out, "sending") {
 		t.Fatalf("no progress bar: %q", out)
 	}
