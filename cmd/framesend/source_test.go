@@ -501,16 +501,22 @@ func TestProgressBarOnlyOnATerminal(t *testing.T) {
 		cmd.Stderr = &stderr
 		if len(args) > 0 {
 			term2 := newFake(t, devicetest.Options{})
-			tty2, _ := openDevice(term2.Path())
+			tty2, err := openDevice(term2.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer tty2.Close()
 			stop2 := make(chan struct{})
 			screen2 := drain(term2, stop2, 100*time.Millisecond)
 			cmd.Stderr = tty2
-			cmd.Run()
+			err = cmd.Run()
 			close(stop2)
 			stderr.Write(<-screen2)
-		} else {
-			cmd.Run()
+			if err != nil {
+				t.Errorf("%v: %v: %s", args, err, stderr.String())
+			}
+		} else if err := cmd.Run(); err != nil {
+			t.Errorf("%v: %v: %s", args, err, stderr.String())
 		}
 		if s := stderr.String(); strings.Contains(s, "sending") || !strings.Contains(s, "300 frames") {
 			t.Errorf("%v: want the summary without a progress bar, got %q", args, s)
