@@ -260,6 +260,11 @@ func (p *Port) Write(b []byte) (int, error) {
 	if p.closed.Load() {
 		return 0, &Error{Op: "write", Path: p.path, Class: ErrClosed}
 	}
+	if !p.ShapeFrames() {
+		// Unshaped, nothing reads lineFree or markUntil: no clock per write.
+		n, err := p.file.Write(b)
+		return n, classify("write", p.path, err)
+	}
 	if !p.markUntil.IsZero() {
 		sleepPrecisely(time.Until(p.markUntil))
 		p.markUntil = time.Time{}
