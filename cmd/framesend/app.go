@@ -140,6 +140,8 @@ func message(err error) string {
 		}
 	}
 	switch {
+	case errors.Is(err, pipeline.ErrMQTTRefused):
+		return msg + ": check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file"
 	case errors.Is(err, pipeline.ErrMQTTUnreachable):
 		return msg + ": wait longer with --connect-timeout, or check the broker's address"
 	case errors.Is(err, device.ErrNotBack):

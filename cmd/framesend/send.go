@@ -174,8 +174,6 @@ func sendAction(c *cli.Context) error {
 		case err != nil && c.Context.Err() != nil:
 			fmt.Fprintln(c.App.ErrWriter, "framesend: stopped while waiting for the broker")
 			return nil
-		case errors.Is(err, pipeline.ErrMQTTRefused):
-			return failure{fmt.Errorf("%w: check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file", err)}
 		case err != nil:
 			return failure{err}
 		}
