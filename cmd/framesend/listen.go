@@ -198,10 +198,11 @@ func listenAction(c *cli.Context) error {
 	}
 	summary := r.summary()
 	if outErr != nil {
-		summary += "; stopped: stdout closed"
+		why := "stdout closed"
 		if !stdoutClosed(outErr) {
-			summary = r.summary() + "; stopped: stdout could not be written"
+			why = "stdout could not be written"
 		}
+		summary += "; stopped: " + why
 	}
 	fmt.Fprintf(c.App.ErrWriter, "framesend: listened on %s for %.3f s: %s\n", path, time.Since(start).Seconds(), summary)
 	if outErr != nil && !stdoutClosed(outErr) {
