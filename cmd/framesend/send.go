@@ -208,11 +208,12 @@ func sendAction(c *cli.Context) error {
 		Close() error
 	}
 	var dev func() *device.Port // the port open now
+	gone := func() bool { return false }
 	if c.Bool("reconnect") {
 		var r *device.Reconnecting
 		if r, err = device.OpenReconnecting(path, dcfg, !c.Bool("no-lock"), rtimeout, log); err == nil {
 			printNotes(c, r.Port().Notes())
-			port, dev = r, r.Port
+			port, dev, gone = r, r.Port, r.Gone
 		}
 	} else {
 		var p *device.Port
@@ -237,10 +238,6 @@ func sendAction(c *cli.Context) error {
 		}
 	}
 
-	gone := func() bool { return false }
-	if r, ok := port.(*device.Reconnecting); ok {
-		gone = r.Gone
-	}
 	stopStatus := func() {}
 	if src.mqtt != nil {
 		stopStatus = publishStatus(c.Context, src.mqtt, path, cfg.Live, gone, interval)
