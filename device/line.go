@@ -23,36 +23,32 @@ type line interface {
 }
 
 // fdLine is a line on a descriptor. control runs f with the descriptor,
-// holding it open while f runs (os.File's SyscallConn), so an ioctl never
+// holding it open while f runs (lineFD.control), so an ioctl never
 // lands on a descriptor number that a Close has handed to another file.
 type fdLine struct {
 	control func(f func(fd uintptr)) error
 }
 
 func (l fdLine) ioctlPtr(req uint, arg unsafe.Pointer) error {
-	var errno syscall.Errno
-	if err := l.control(func(fd uintptr) {
-		for {
-			_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
-			if errno != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	if errno != 0 {
+	return l.call(func(fd uintptr) syscall.Errno {
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
 		return errno
-	}
-	return nil
+	})
 }
 
 func (l fdLine) ioctlInt(req uint, v int) error {
+	return l.call(func(fd uintptr) syscall.Errno {
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(v))
+		return errno
+	})
+}
+
+// call runs ioctl on the descriptor, again while a signal interrupts it.
+func (l fdLine) call(ioctl func(fd uintptr) syscall.Errno) error {
 	var errno syscall.Errno
 	if err := l.control(func(fd uintptr) {
 		for {
-			_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(v))
-			if errno != unix.EINTR {
+			if errno = ioctl(fd); errno != unix.EINTR {
 				return
 			}
 		}
