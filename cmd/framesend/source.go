@@ -279,11 +279,11 @@ func parseQueue(s string, frameSize int) (int, error) {
 		return bad()
 	}
 	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil || n < 1 {
-		if err == nil {
-			return 0, usagef("--queue %s leaves no room: use at least one frame, or a size such as 1MiB", s)
-		}
+	if err != nil { // digits only: out of range
 		return 0, usagef("--queue %q is too large: use at most 1GiB", s)
+	}
+	if n < 1 {
+		return 0, usagef("--queue %s leaves no room: use at least one frame, or a size such as 1MiB", s)
 	}
 	unit := strings.TrimSpace(t[i:])
 	mult := int64(0)
