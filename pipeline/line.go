@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 )
@@ -109,94 +107,4 @@ func (b *bound) duringStop() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return !b.stop.IsZero() && !b.armed.Before(b.stop)
-}
-
-// arm sets the writer's deadline for a write or drain of rest bytes: the
-// write timeout plus the time the bytes take on the line. Resetting a
-// deadline costs about as much as a small write, so a deadline still at
-// least half the timeout away is kept; retry makes up for it, so a stall is
-// still reported only after the whole timeout without progress.
-func (s *sender) arm(rest int) error {
-	if s.bound.dw == nil || s.cfg.WriteTimeout <= 0 {
-		return nil // no deadline but the stop's, which stopAt sets
-	}
-	now := time.Now()
-	s.callStart = now
-	if now.Before(s.rearmAt) {
-		return nil
-	}
-	s.rearmAt = now.Add(s.cfg.WriteTimeout / 2)
-	return s.bound.arm(now.Add(s.cfg.WriteTimeout + time.Duration(rest)*s.cfg.ByteTime))
-}
-
-// retry reports whether a write call that took n bytes and ended with err
-// may go on under a new deadline: its deadline passed, the stop's has not,
-// and it made progress, or has waited less than the write timeout.
-func (s *sender) retry(n int, err error) bool {
-	if !errors.Is(err, os.ErrDeadlineExceeded) || s.bound.duringStop() {
-		return false
-	}
-	if n > 0 || time.Since(s.callStart) < s.cfg.WriteTimeout {
-		s.rearmAt = time.Time{}
-		return true
-	}
-	return false
-}
-
-// stalled turns a deadline error of op into a *StallError; other errors
-// pass unchanged.
-func (s *sender) stalled(op string, err error) error {
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-		return err
-	}
-	if s.bound.duringStop() {
-		return &StallError{Op: op, DuringStop: true, Err: err}
-	}
-	return &StallError{Op: op, For: s.cfg.WriteTimeout, Err: err}
-}
-
-// drain waits until the written bytes have left, bounded like a write of the
-// largest batch.
-func (s *sender) drain() error {
-	if d, ok := s.w.(DeadlineDrainer); ok {
-		s.rearmAt = time.Time{} // a drain gets a deadline of its own
-		if err := s.arm(s.maxW); err != nil {
-			return err
-		}
-		s.bound.mu.Lock()
-		deadline := s.bound.armed
-		s.bound.mu.Unlock()
-		return s.stalled("drain", d.DrainBy(deadline))
-	}
-	if d, ok := s.w.(Drainer); ok {
-		return d.Drain()
-	}
-	return nil
-}
-
-// shape runs a FrameShaper hook (BeforeFrame or AfterFrame) under a
-// deadline, reconnecting a writer that went away in between.
-func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
-	for {
-		s.rearmAt = time.Time{} // a break or gap gets a deadline of its own
-		if err := s.arm(s.fs); err != nil {
-			return err
-		}
-		err := s.stalled(op, hook())
-		if err == nil {
-			return nil
-		}
-		rc, ok := s.w.(Reconnecter)
-		if !ok {
-			return err
-		}
-		if rerr := rc.Reconnect(ctx, err); rerr != nil {
-			if ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
-				return errDrained
-			}
-			return rerr
-		}
-		s.stats.Reconnects++
-		s.cfg.Live.reconnects.Add(1)
-	}
 }

@@ -1,0 +1,141 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// packager reads the source into blocks and queues them.
+type packager struct {
+	cfg       Config
+	q         *queue
+	pool      chan *Block
+	blockSize int
+	kernel    KernelDropper // the source's count of datagrams the kernel dropped, if it keeps one
+
+	// Written by the packager goroutine, read after it exits.
+	datagrams int64
+	dropped   int64
+	unsent    int64 // frames read but never queued: a stop came first
+	cut       int64
+	warn      warnLimit // for the queue-full warning
+	unwarned  int64
+}
+
+func newPackager(cfg Config, q *queue, pool chan *Block, blockSize int) *packager {
+	p := &packager{cfg: cfg, q: q, pool: pool, blockSize: blockSize}
+	if kd, ok := cfg.Source.(KernelDropper); ok {
+		p.kernel = kd
+	}
+	return p
+}
+
+// run reads the source until it ends, ctx is done or the sender stops
+// taking blocks, and closes the queue when it returns.
+func (p *packager) run(ctx context.Context) error {
+	defer p.q.close()
+	fs := p.cfg.FrameSize
+	// Stream blocks hold whole frames when the source fills them, so
+	// the sender rarely carries a partial frame from one block to the next.
+	streamLimit := p.blockSize / fs * fs
+	if p.cfg.Rate > 0 {
+		// Paced, a block holds about 10 ms of frames, so that the source is
+		// read in small steps.
+		streamLimit = min(streamLimit, max(1, int(p.cfg.Rate/100))*fs)
+	}
+	// Under AlignStream, Count frames are exactly Count*fs bytes: take no
+	// more from the source than that.
+	limited := p.cfg.Count > 0 && p.cfg.Align == AlignStream
+	remaining := p.cfg.Count * int64(fs)
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b := p.get()
+		limit := streamLimit
+		if limited && int64(limit) > remaining {
+			limit = int(remaining)
+		}
+		// A datagram source may overshoot the limit with one datagram;
+		// the sender stops at Count.
+		b.reset(limit)
+		err := p.cfg.Source.Fill(ctx, b)
+		remaining -= int64(b.Len())
+		if p.kernel != nil {
+			p.cfg.Live.kernelDropped.Store(p.kernel.KernelDropped())
+		}
+		if b.Len() > 0 || b.Datagrams() > 0 {
+			p.datagrams += int64(b.Datagrams())
+			if qerr := p.send(ctx, b); qerr != nil {
+				return qerr
+			}
+		} else {
+			p.put(b)
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		case limited && remaining <= 0:
+			return nil
+		}
+	}
+}
+
+func (p *packager) get() *Block {
+	select {
+	case b := <-p.pool:
+		return b
+	default:
+		return newBlock(p.blockSize)
+	}
+}
+
+func (p *packager) put(b *Block) {
+	select {
+	case p.pool <- b:
+	default:
+	}
+}
+
+// errSplitDatagram ends a run whose source gave a datagram in pieces under
+// a policy that may drop a piece.
+var errSplitDatagram = errors.New("a datagram larger than a queue block needs --overflow block")
+
+// send queues b under the overflow policy. A block it could not queue
+// because the sender stopped is counted as unsent: its bytes were read
+// from the source and are never written.
+func (p *packager) send(ctx context.Context, b *Block) error {
+	if b.open && p.cfg.Overflow != OverflowBlock {
+		return errSplitDatagram
+	}
+	b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
+	res, err := p.q.put(b, p.cfg.Overflow, p.cfg.FrameSize, p.cfg.Align)
+	if err != nil {
+		p.unsent += int64(b.Len() / p.cfg.FrameSize)
+		p.cut += int64(b.Len() % p.cfg.FrameSize)
+		p.put(b)
+		return err
+	}
+	if res.dropped > 0 {
+		p.drop(res.dropped)
+	}
+	for _, r := range res.recycle {
+		p.put(r)
+	}
+	p.cfg.Live.queued.Store(int64(p.q.queued()))
+	return nil
+}
+
+// drop counts n datagrams lost to overflow and warns at most once a second.
+func (p *packager) drop(n int64) {
+	p.dropped += n
+	p.unwarned += n
+	p.cfg.Live.dropped.Add(n)
+	if p.warn.allow() {
+		p.cfg.Logger.Warn("queue full: dropping datagrams", "dropped", p.unwarned, "total_dropped", p.dropped, "policy", string(p.cfg.Overflow))
+		p.unwarned = 0
+	}
+}
