@@ -20,7 +20,7 @@ ZSHDIR  ?= $(PREFIX)/share/zsh/site-functions
 CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 
 FUZZTIME ?= 5s
-FUZZ    := FuzzParseHexLine FuzzHexRoundTrip FuzzSenderFraming
+FUZZ    := source:FuzzParseHexLine source:FuzzHexRoundTrip pipeline:FuzzSenderFraming
 
 .PHONY: all build run test fuzz soak bench fleet-sim lint clean cross man install uninstall deb hil
 
@@ -45,9 +45,10 @@ test: lint
 # A short fuzzing run of each target (the seed corpus runs in every go test);
 # FUZZTIME=10m make fuzz for a long one.
 fuzz:
-	@log=$$(mktemp); for f in $(FUZZ); do \
-		echo "fuzz $$f for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./pipeline >$$log 2>&1 \
+	@log=$$(mktemp); for pf in $(FUZZ); do \
+		p=$${pf%%:*}; f=$${pf#*:}; \
+		echo "fuzz $$p $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./$$p >$$log 2>&1 \
 			|| { cat $$log; rm -f $$log; exit 1; }; \
 	done; rm -f $$log
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/source"
 )
 
 // countingWriter takes everything, like a device that never pushes back.
@@ -77,7 +78,7 @@ func benchSource(b *testing.B, src pipeline.Source, align pipeline.Align) {
 
 // BenchmarkReaderSource is the file and stdin path.
 func BenchmarkReaderSource(b *testing.B) {
-	benchSource(b, &pipeline.Reader{R: &fixedReader{}}, pipeline.AlignStream)
+	benchSource(b, &source.Reader{R: &fixedReader{}}, pipeline.AlignStream)
 }
 
 // fixedReader fills every read with the same bytes, without allocating.
@@ -92,13 +93,13 @@ func BenchmarkListSource(b *testing.B) {
 	for i := range d {
 		d[i] = line
 	}
-	benchSource(b, &pipeline.List{Datagrams: d}, pipeline.AlignDatagram)
+	benchSource(b, &source.List{Datagrams: d}, pipeline.AlignDatagram)
 }
 
 // BenchmarkUDPSource is the UDP path: one 7-byte datagram a frame, over
 // loopback, with the sender blasting from another goroutine.
 func BenchmarkUDPSource(b *testing.B) {
-	u, err := pipeline.ListenUDP("127.0.0.1:0", nil, nil)
+	u, err := source.ListenUDP("127.0.0.1:0", nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -72,26 +72,3 @@ func TestCounterCheck(t *testing.T) {
 		t.Errorf("three frames missing: %v", c)
 	}
 }
-
-func TestParseHexLine(t *testing.T) {
-	cases := []struct {
-		line string
-		want []byte
-		tok  string
-		col  int
-	}{
-		{"01 0x02\t0X0a ff # comment 0xzz", []byte{1, 2, 10, 255}, "", 0},
-		{"01\n02\r", []byte{1, 2}, "", 0}, // any white space separates
-		{"", nil, "", 0},
-		{"01 0x4g", []byte{1}, "0x4g", 4},
-		{"1", nil, "1", 1},
-		{"0x", nil, "0x", 1},
-		{"abc", nil, "abc", 1},
-	}
-	for _, c := range cases {
-		got, tok, col := pipeline.ParseHexLine(nil, []byte(c.line))
-		if !bytes.Equal(got, c.want) || tok != c.tok || col != c.col {
-			t.Errorf("ParseHexLine(%q) = % x, %q, %d; want % x, %q, %d", c.line, got, tok, col, c.want, c.tok, c.col)
-		}
-	}
-}

@@ -6,5 +6,6 @@
 //	Source ──> packager ──> queue (Config.QueueBytes) ──> sender ──> io.Writer
 //
 // The pipeline never opens or closes the writer; it uses the extra abilities
-// it declares (Drainer) when the writer has them.
+// it declares (Drainer) when the writer has them. Its one source is the
+// Counter; the others (stdin, files, hex, UDP, MQTT) are in package source.
 package pipeline

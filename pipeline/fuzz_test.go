@@ -12,54 +12,8 @@ import (
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/pipeline/pipelinetest"
+	"github.com/framesend/framesend/source"
 )
-
-func formatHex(b []byte) []byte {
-	var out []byte
-	for i, c := range b {
-		if i%3 == 0 {
-			out = fmt.Appendf(out, "0x%02X ", c)
-		} else {
-			out = fmt.Appendf(out, "%02x\t", c)
-		}
-	}
-	return out
-}
-
-// Any line either parses, and then its bytes written back out parse to the
-// same bytes, or is refused with a token that is really in the line.
-func FuzzParseHexLine(f *testing.F) {
-	for _, s := range []string{"01 02 0x03", "0xZZ", "# comment", "ff 0XfF # x", "0x", "1", "abc", "\t0a\v0b\f"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		got, tok, col := pipeline.ParseHexLine(nil, line)
-		if tok == "" && col != 0 {
-			t.Fatalf("%q: no bad token, yet a column (%d): the parse stopped early", line, col)
-		}
-		if tok != "" {
-			if col < 1 || col > len(line) || !bytes.HasPrefix(line[col-1:], []byte(tok)) {
-				t.Fatalf("bad token %q at column %d is not in %q", tok, col, line)
-			}
-			return
-		}
-		again, tok, _ := pipeline.ParseHexLine(nil, formatHex(got))
-		if tok != "" || !bytes.Equal(again, got) {
-			t.Fatalf("round trip of % x gave % x (token %q)", got, again, tok)
-		}
-	})
-}
-
-// Any bytes, written as hex text, parse back to themselves.
-func FuzzHexRoundTrip(f *testing.F) {
-	f.Add([]byte{0, 1, 0xff, '#', ' '})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, tok, col := pipeline.ParseHexLine(nil, formatHex(data))
-		if tok != "" || !bytes.Equal(got, data) {
-			t.Fatalf("% x: parsed % x, bad token %q at %d", data, got, tok, col)
-		}
-	})
-}
 
 // The sender gives out exactly the frames a model of the rules gives, for
 // any split of the input into datagrams, either alignment, any partial-frame
@@ -182,7 +136,7 @@ func FuzzSenderFraming(f *testing.F) {
 				firedAt = append(firedAt, len(rec.Bytes()))
 			}}
 		} else {
-			cfg.Source = &pipeline.List{Datagrams: datagrams}
+			cfg.Source = &source.List{Datagrams: datagrams}
 		}
 		st, err := pipeline.Run(context.Background(), rec, cfg)
 		got := rec.Bytes()
@@ -237,7 +191,7 @@ func FuzzSenderFraming(f *testing.F) {
 	})
 }
 
-// ackList is pipeline.List for a source that wants acknowledgements.
+// ackList is source.List for a source that wants acknowledgements.
 type ackList struct {
 	datagrams [][]byte
 	next      int

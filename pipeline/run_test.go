@@ -18,6 +18,7 @@ import (
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/pipeline/pipelinetest"
+	"github.com/framesend/framesend/source"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -299,7 +300,7 @@ func TestAlignDatagramAndPartialPolicies(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s", c.align, c.partial), func(t *testing.T) {
 			rec := &pipelinetest.Recorder{}
 			cfg := config(4, 0)
-			cfg.Source = &pipeline.List{Datagrams: datagrams}
+			cfg.Source = &source.List{Datagrams: datagrams}
 			cfg.Align, cfg.Partial, cfg.Pad = c.align, c.partial, 0xee
 			st, err := pipeline.Run(context.Background(), rec, cfg)
 			if !errors.Is(err, c.err) {
@@ -840,7 +841,7 @@ func TestPaddingDoesNotGrowTheSenderBuffer(t *testing.T) {
 		d[i] = []byte{byte(i)}
 	}
 	cfg := config(4096, 0)
-	cfg.Source, cfg.Align = &pipeline.List{Datagrams: d}, pipeline.AlignDatagram
+	cfg.Source, cfg.Align = &source.List{Datagrams: d}, pipeline.AlignDatagram
 	w := &countingWriter{}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -1,9 +1,6 @@
 package pipeline
 
-import (
-	"context"
-	"io"
-)
+import "context"
 
 // Source produces the datagrams a run sends. A Source is used by one
 // goroutine, the packager.
@@ -13,6 +10,22 @@ type Source interface {
 	// source ends (io.EOF, possibly with data added), or ctx is done. It
 	// must not add more than b.Room() bytes.
 	Fill(ctx context.Context, b *Block) error
+}
+
+// Refuser is implemented by sources that refuse some of their input (a
+// datagram from a sender not allowed, or too large to queue); Run reports the
+// count in Stats.Refused.
+type Refuser interface {
+	Refused() int64
+}
+
+// KernelDropper is implemented by sources that learn how many datagrams
+// the kernel dropped before they could read them (a socket whose receive
+// buffer was full); Run reports the count in Stats.KernelDropped.
+type KernelDropper interface {
+	// KernelDropped returns the count so far. It is safe to call from any
+	// goroutine.
+	KernelDropped() int64
 }
 
 // BlockSizer is implemented by sources whose datagrams can be larger than
@@ -156,33 +169,4 @@ func (c *Counter) Fill(ctx context.Context, b *Block) error {
 	b.Commit(n)
 	c.next += uint64(n)
 	return nil
-}
-
-// List is a datagram source over datagrams already in memory, such as the
-// lines of a hex file. It ends after the last one.
-type List struct {
-	Datagrams [][]byte
-	next      int
-}
-
-// BlockSize makes room for List's largest datagram.
-func (l *List) BlockSize() int {
-	n := 0
-	for _, d := range l.Datagrams {
-		n = max(n, len(d))
-	}
-	return n
-}
-
-// Fill adds as many whole datagrams as fit in b's room, at least one.
-func (l *List) Fill(ctx context.Context, b *Block) error {
-	for l.next < len(l.Datagrams) {
-		d := l.Datagrams[l.next]
-		if b.Datagrams() > 0 && !b.Fits(len(d)) {
-			return nil
-		}
-		b.CommitDatagram(copy(b.DatagramSpare(), d))
-		l.next++
-	}
-	return io.EOF
 }

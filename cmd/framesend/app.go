@@ -11,6 +11,7 @@ import (
 
 	"github.com/framesend/framesend/device"
 	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/source"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -140,9 +141,9 @@ func message(err error) string {
 		}
 	}
 	switch {
-	case errors.Is(err, pipeline.ErrMQTTRefused):
+	case errors.Is(err, source.ErrMQTTRefused):
 		return msg + ": check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file"
-	case errors.Is(err, pipeline.ErrMQTTUnreachable):
+	case errors.Is(err, source.ErrMQTTUnreachable):
 		return msg + ": wait longer with --connect-timeout, or check the broker's address"
 	case errors.Is(err, device.ErrNotBack):
 		msg += " (--reconnect-timeout)"

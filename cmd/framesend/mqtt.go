@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/source"
 )
 
 func mqttFlags() []cli.Flag {
@@ -36,13 +37,13 @@ func mqttFlags() []cli.Flag {
 // and the mqtt flags into the source's config. The topic is everything after
 // the host, wildcards included, so it is not parsed as a URL (# would be a
 // fragment).
-func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (pipeline.MQTTConfig, error) {
+func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (source.MQTTConfig, error) {
 	scheme, rest, _ := strings.Cut(spec, "://")
 	hostPart, topic, ok := strings.Cut(rest, "/")
 	if !ok || topic == "" {
-		return pipeline.MQTTConfig{}, usagef("--source %s: no topic: use %s://[user@]HOST[:PORT]/TOPIC, such as mqtt://broker.lan/devices/pi7/frames", spec, scheme)
+		return source.MQTTConfig{}, usagef("--source %s: no topic: use %s://[user@]HOST[:PORT]/TOPIC, such as mqtt://broker.lan/devices/pi7/frames", spec, scheme)
 	}
-	cfg := pipeline.MQTTConfig{Topic: topic}
+	cfg := source.MQTTConfig{Topic: topic}
 	if user, host, found := strings.Cut(hostPart, "@"); found {
 		if strings.Contains(user, ":") {
 			return cfg, usagef("--source %s: a password in the URL would show in ps and in logs: set FRAMESEND_MQTT_PASSWORD or use --mqtt-password-file", redact(spec))
@@ -145,7 +146,7 @@ type status struct {
 
 // publishStatus publishes the fleet status every interval (10 s if 0)
 // until ctx is done. It returns when its goroutine has exited.
-func publishStatus(ctx context.Context, m *pipeline.MQTT, port string, live *pipeline.Live, gone func() bool, interval time.Duration) func() {
+func publishStatus(ctx context.Context, m *source.MQTT, port string, live *pipeline.Live, gone func() bool, interval time.Duration) func() {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}

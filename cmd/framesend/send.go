@@ -13,6 +13,7 @@ import (
 
 	"github.com/framesend/framesend/device"
 	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/source"
 )
 
 func sendCommand() *cli.Command {
@@ -163,13 +164,13 @@ func sendAction(c *cli.Context) error {
 		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
 	}
 
-	var src *source
+	var src *opened
 	if isMQTT {
 		mcfg, err := mqttConfig(c, spec, path, log)
 		if err != nil {
 			return err
 		}
-		m, err := pipeline.DialMQTT(c.Context, mcfg, log)
+		m, err := source.DialMQTT(c.Context, mcfg, log)
 		switch {
 		case err != nil && c.Context.Err() != nil:
 			fmt.Fprintln(c.App.ErrWriter, "framesend: stopped while waiting for the broker")
@@ -179,7 +180,7 @@ func sendAction(c *cli.Context) error {
 		}
 		// Closed on every way out; the end of a run closes it first with
 		// the final status.
-		src = &source{src: m, datagram: true, mqtt: m, close: func() { m.Close(nil) }}
+		src = &opened{src: m, datagram: true, mqtt: m, close: func() { m.Close(nil) }}
 	} else {
 		src, err = openSource(c.Context, spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
 		if errors.Is(err, errStoppedAtStart) {
@@ -260,7 +261,7 @@ func sendAction(c *cli.Context) error {
 		if errors.Is(err, device.ErrGone) {
 			return failure{fmt.Errorf("%w (after %d frames)", err, st.Frames)}
 		}
-		var herr *pipeline.HexError
+		var herr *source.HexError
 		if errors.As(err, &herr) {
 			return usageError{err} // bad input on stdin, found as it came
 		}

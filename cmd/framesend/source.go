@@ -18,15 +18,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/framesend/framesend/pipeline"
+	"github.com/framesend/framesend/source"
 )
 
 const sourceHelp = "counter, stdin, file:PATH, hex:PATH (hex:- for stdin), udp:[HOST:]PORT or mqtt[s]://[USER@]HOST[:PORT]/TOPIC"
 
-// source is an opened --source with what the rest of send needs to know.
-type source struct {
+// opened is an opened --source with what the rest of send needs to know.
+type opened struct {
 	src      pipeline.Source
 	datagram bool // the source has datagram boundaries (hex, udp, mqtt)
-	mqtt     *pipeline.MQTT
+	mqtt     *source.MQTT
 	frames   int64  // frames it will give, if known, else 0
 	close    func() // releases what was opened
 }
@@ -34,7 +35,7 @@ type source struct {
 // openSource parses spec and opens the source. Mistakes in the spec and bad
 // hex are usage errors; files and sockets that cannot be opened are
 // failures.
-func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align pipeline.Align, partial pipeline.Partial, allow []netip.Prefix, log *slog.Logger) (*source, error) {
+func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align pipeline.Align, partial pipeline.Partial, allow []netip.Prefix, log *slog.Logger) (*opened, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	noop := func() {}
 	switch kind {
@@ -42,13 +43,13 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 		if arg != "" {
 			break
 		}
-		return &source{src: &pipeline.Counter{}, close: noop}, nil
+		return &opened{src: &pipeline.Counter{}, close: noop}, nil
 	case "stdin":
 		if arg != "" {
 			break
 		}
 		r, restore := pollable(stdin)
-		return &source{src: &pipeline.Reader{R: r}, close: restore}, nil
+		return &opened{src: &source.Reader{R: r}, close: restore}, nil
 	case "file":
 		if arg == "" {
 			return nil, usagef("--source file: needs a path, as in file:capture.bin")
@@ -57,7 +58,7 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 		if err != nil {
 			return nil, err
 		}
-		s := &source{src: &pipeline.Reader{R: f}, close: func() { f.Close() }}
+		s := &opened{src: &source.Reader{R: f}, close: func() { f.Close() }}
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			s.frames = streamFrames(fi.Size(), fs, partial)
 		}
@@ -68,7 +69,7 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 		}
 		if arg == "-" {
 			r, restore := pollable(stdin)
-			return &source{src: pipeline.NewHex(r, "stdin"), datagram: true, close: restore}, nil
+			return &opened{src: source.NewHex(r, "stdin"), datagram: true, close: restore}, nil
 		}
 		f, err := openFile(ctx, arg)
 		if err != nil {
@@ -78,19 +79,19 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 		// A file is checked whole before anything is sent; a stop
 		// interrupts the reading of a FIFO.
 		stopRead := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
-		datagrams, err := pipeline.ParseHex(f, arg)
+		datagrams, err := source.ParseHex(f, arg)
 		stopRead()
 		if err != nil && ctx.Err() != nil {
 			return nil, errStoppedAtStart
 		}
 		if err != nil {
-			var herr *pipeline.HexError
+			var herr *source.HexError
 			if errors.As(err, &herr) {
 				return nil, usageError{err}
 			}
 			return nil, failure{err}
 		}
-		s := &source{src: &pipeline.List{Datagrams: datagrams}, datagram: true, close: noop}
+		s := &opened{src: &source.List{Datagrams: datagrams}, datagram: true, close: noop}
 		s.frames = listFrames(datagrams, fs, align, partial)
 		return s, nil
 	case "udp":
@@ -98,7 +99,7 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 		if err != nil {
 			return nil, err
 		}
-		u, err := pipeline.ListenUDP(addr, allow, log)
+		u, err := source.ListenUDP(addr, allow, log)
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return nil, failure{fmt.Errorf("udp %s: address already in use: another program is listening there; pick another port", addr)}
@@ -120,7 +121,7 @@ func openSource(ctx context.Context, spec string, stdin io.Reader, fs int, align
 			log.Warn("udp: the kernel granted a smaller receive buffer than asked for, so a burst that arrives while framesend is busy may be dropped by the kernel (counted as kernel_dropped); raise the cap with sysctl -w net.core.rmem_max="+strconv.Itoa(asked),
 				"receive_buffer", granted, "asked", asked, "rmem_max", rmemMax)
 		}
-		return &source{src: u, datagram: true, close: func() { u.Close() }}, nil
+		return &opened{src: u, datagram: true, close: func() { u.Close() }}, nil
 	}
 	return nil, usagef("--source %q is not a source: use %s", spec, sourceHelp)
 }

@@ -1,4 +1,4 @@
-package pipeline
+package source
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/framesend/framesend/pipeline"
 )
 
 // bom is the UTF-8 byte-order mark some editors put at the start of a text
@@ -21,12 +23,12 @@ type HexError struct {
 	Line   int    // from 1
 	Column int    // byte offset in the line, from 1
 	Token  string
-	Bytes  int // when not 0: the line holds this many bytes, over MaxDatagram
+	Bytes  int // when not 0: the line holds this many bytes, over pipeline.MaxDatagram
 }
 
 func (e *HexError) Error() string {
 	if e.Bytes > 0 {
-		return fmt.Sprintf("%s:%d: the line holds %d bytes or more: a line is one datagram, at most %d bytes; split it into lines", e.Name, e.Line, e.Bytes, MaxDatagram)
+		return fmt.Sprintf("%s:%d: the line holds %d bytes or more: a line is one datagram, at most %d bytes; split it into lines", e.Name, e.Line, e.Bytes, pipeline.MaxDatagram)
 	}
 	if strings.HasPrefix(e.Token, bom) {
 		return fmt.Sprintf("%s:%d:%d: a UTF-8 byte-order mark (EF BB BF) in the middle of the input: save the file without it", e.Name, e.Line, e.Column)
@@ -87,9 +89,9 @@ func unhex(s []byte, i int) (byte, bool) {
 }
 
 // maxHexLine bounds the data part of a line of hex text kept in memory: a
-// datagram of MaxDatagram bytes written as "0x00 " tokens. Comments are not
+// datagram of pipeline.MaxDatagram bytes written as "0x00 " tokens. Comments are not
 // kept, so they may be of any length.
-const maxHexLine = 5*MaxDatagram + 1024
+const maxHexLine = 5*pipeline.MaxDatagram + 1024
 
 // ParseHex reads all of r as hex text, one datagram per non-blank line, and
 // returns the datagrams, or a *HexError for the first bad token. name is
@@ -134,7 +136,7 @@ func NewHex(r io.Reader, name string) *Hex {
 }
 
 // BlockSize makes room for the largest datagram a line can hold.
-func (h *Hex) BlockSize() int { return MaxDatagram }
+func (h *Hex) BlockSize() int { return pipeline.MaxDatagram }
 
 // readLine reads the next line into h.raw, without its comment, however
 // long the comment. It returns io.EOF only when no line is left.
@@ -189,8 +191,8 @@ func (h *Hex) next() ([]byte, error) {
 		if tok != "" {
 			return nil, &HexError{Name: h.name, Line: h.line, Column: col, Token: tok}
 		}
-		if overlong || len(h.buf) > MaxDatagram {
-			return nil, &HexError{Name: h.name, Line: h.line, Column: 1, Bytes: max(len(h.buf), MaxDatagram+1)}
+		if overlong || len(h.buf) > pipeline.MaxDatagram {
+			return nil, &HexError{Name: h.name, Line: h.line, Column: 1, Bytes: max(len(h.buf), pipeline.MaxDatagram+1)}
 		}
 		if len(h.buf) > 0 {
 			return h.buf, nil
@@ -202,7 +204,7 @@ func (h *Hex) next() ([]byte, error) {
 // arrives, the input ends, or (for input that takes a read deadline) ctx is
 // done. One line a block: a line that has arrived is never held back
 // waiting for the next.
-func (h *Hex) Fill(ctx context.Context, b *Block) error {
+func (h *Hex) Fill(ctx context.Context, b *pipeline.Block) error {
 	h.interrupt.watch(ctx, h.r)
 	d, err := h.next()
 	if err != nil {

@@ -1,4 +1,4 @@
-package pipeline
+package source
 
 import (
 	"bufio"
@@ -17,6 +17,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"golang.org/x/net/proxy"
+
+	"github.com/framesend/framesend/internal/warnlimit"
+	"github.com/framesend/framesend/pipeline"
 )
 
 // MQTTConfig is where an MQTT source connects and what it subscribes to.
@@ -60,10 +63,10 @@ var ErrMQTTUnreachable = errors.New("not reachable")
 type MQTT struct {
 	cfg     MQTTConfig
 	client  mqtt.Client
-	refused atomic.Int64 // messages on topics not subscribed to
-	warned  warnLimit    // for the stray-message warning
-	pending heldMessage  // not yet all in a block; Fill only
-	off     int          // bytes of pending already in a block
+	refused atomic.Int64    // messages on topics not subscribed to
+	warned  warnlimit.Limit // for the stray-message warning
+	pending heldMessage     // not yet all in a block; Fill only
+	off     int             // bytes of pending already in a block
 	log     *slog.Logger
 
 	mu        sync.Mutex
@@ -335,7 +338,7 @@ func (m *MQTT) subscribe(c mqtt.Client) error {
 // most once a second.
 func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
 	n := m.refused.Add(1)
-	if m.warned.allow() {
+	if m.warned.Allow() {
 		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this --client-id?); acknowledged and dropped",
 			"topic", msg.Topic(), "subscribed", m.cfg.Topic, "refused_total", n)
 	}
@@ -346,7 +349,7 @@ func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
 func (m *MQTT) Refused() int64 { return m.refused.Load() }
 
 // BlockSize makes room for a large message.
-func (m *MQTT) BlockSize() int { return MaxDatagram }
+func (m *MQTT) BlockSize() int { return pipeline.MaxDatagram }
 
 // Fill waits for the next message and adds it to b with its
 // acknowledgement, then whatever else has arrived and fits, without
@@ -355,7 +358,7 @@ func (m *MQTT) BlockSize() int { return MaxDatagram }
 //
 // A subscription the broker refuses after a reconnect ends the run: Fill
 // returns a *SubscriptionRefusedError.
-func (m *MQTT) Fill(ctx context.Context, b *Block) error {
+func (m *MQTT) Fill(ctx context.Context, b *pipeline.Block) error {
 	for b.Len() == 0 && b.Datagrams() == 0 {
 		for m.pending.msg == nil {
 			select {
@@ -396,7 +399,7 @@ func (m *MQTT) Fill(ctx context.Context, b *Block) error {
 
 // addPending adds what is left of the pending message to b, all of it if
 // it fits, and reports whether it did.
-func (m *MQTT) addPending(b *Block) bool {
+func (m *MQTT) addPending(b *pipeline.Block) bool {
 	rest := m.pending.msg.Payload()[m.off:]
 	spare := b.DatagramSpare()
 	if len(rest) <= len(spare) {

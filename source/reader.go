@@ -1,4 +1,4 @@
-package pipeline
+package source
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/framesend/framesend/pipeline"
 )
 
 // Reader is a stream source over raw bytes: a file, stdin, a pipe. Each Fill
@@ -40,7 +42,7 @@ func (i *interrupt) watch(ctx context.Context, r any) {
 // Fill reads once into b. If R can take a read deadline (a pipe or terminal
 // opened non-blocking), a done ctx interrupts a blocked read; otherwise Fill
 // returns after the read.
-func (r *Reader) Fill(ctx context.Context, b *Block) error {
+func (r *Reader) Fill(ctx context.Context, b *pipeline.Block) error {
 	r.interrupt.watch(ctx, r.R)
 	n, err := r.R.Read(b.Spare())
 	b.Commit(n)

@@ -1,4 +1,4 @@
-package pipeline_test
+package source_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/pipeline/pipelinetest"
+	"github.com/framesend/framesend/source"
 )
 
 // The reader source, read in pieces of any size, gives the stream's bytes
@@ -20,10 +21,10 @@ func TestReaderSourceThroughRun(t *testing.T) {
 	data := pipeline.AppendCounter(nil, 0, 7*1000+3)
 	{
 		for wrap, w := range map[string]func(*bytes.Reader) pipeline.Source{
-			"one read":      func(b *bytes.Reader) pipeline.Source { return &pipeline.Reader{R: b} },
-			"one byte":      func(b *bytes.Reader) pipeline.Source { return &pipeline.Reader{R: iotest.OneByteReader(b)} },
-			"half reads":    func(b *bytes.Reader) pipeline.Source { return &pipeline.Reader{R: iotest.HalfReader(b)} },
-			"data with EOF": func(b *bytes.Reader) pipeline.Source { return &pipeline.Reader{R: iotest.DataErrReader(b)} },
+			"one read":      func(b *bytes.Reader) pipeline.Source { return &source.Reader{R: b} },
+			"one byte":      func(b *bytes.Reader) pipeline.Source { return &source.Reader{R: iotest.OneByteReader(b)} },
+			"half reads":    func(b *bytes.Reader) pipeline.Source { return &source.Reader{R: iotest.HalfReader(b)} },
+			"data with EOF": func(b *bytes.Reader) pipeline.Source { return &source.Reader{R: iotest.DataErrReader(b)} },
 		} {
 			t.Run(wrap, func(t *testing.T) {
 				rec := &pipelinetest.Recorder{MaxWrite: 100}
@@ -50,12 +51,12 @@ func TestReaderSourceError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	rec := &pipelinetest.Recorder{}
 	cfg := pipeline.DefaultConfig()
-	cfg.Source = &pipeline.Reader{R: iotest.TimeoutReader(bytes.NewReader(make([]byte, 70)))}
+	cfg.Source = &source.Reader{R: iotest.TimeoutReader(bytes.NewReader(make([]byte, 70)))}
 	_, err := pipeline.Run(context.Background(), rec, cfg)
 	if !errors.Is(err, iotest.ErrTimeout) {
 		t.Fatalf("Run = %v, want the reader's error", err)
 	}
-	cfg.Source = &pipeline.Reader{R: iotest.ErrReader(boom)}
+	cfg.Source = &source.Reader{R: iotest.ErrReader(boom)}
 	if _, err := pipeline.Run(context.Background(), rec, cfg); !errors.Is(err, boom) {
 		t.Fatalf("Run = %v, want %v", err, boom)
 	}
@@ -72,10 +73,10 @@ func TestPipeSourcesStopWhileBlocked(t *testing.T) {
 			}
 			defer pr.Close()
 			defer pw.Close()
-			var src pipeline.Source = &pipeline.Reader{R: pr}
+			var src pipeline.Source = &source.Reader{R: pr}
 			in, want := pipeline.AppendCounter(nil, 0, 14), pipeline.AppendCounter(nil, 0, 14)
 			if kind == "hex" {
-				src = pipeline.NewHex(pr, "pipe")
+				src = source.NewHex(pr, "pipe")
 				in = []byte("00 01 02 03 04 05 06\n07 08 09 0a 0b 0c 0d\n")
 			}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -116,8 +117,8 @@ func TestHexSourceThroughRun(t *testing.T) {
 	text := "# header\n01 02 03\n\n  0xaa 0XBB # two\r\nff\n"
 	want := []byte{1, 2, 3, 0, 0xaa, 0xbb, 0, 0, 0xff, 0, 0, 0}
 	for name, r := range map[string]func() pipeline.Source{
-		"whole":    func() pipeline.Source { return pipeline.NewHex(strings.NewReader(text), "t.hex") },
-		"one byte": func() pipeline.Source { return pipeline.NewHex(iotest.OneByteReader(strings.NewReader(text)), "t.hex") },
+		"whole":    func() pipeline.Source { return source.NewHex(strings.NewReader(text), "t.hex") },
+		"one byte": func() pipeline.Source { return source.NewHex(iotest.OneByteReader(strings.NewReader(text)), "t.hex") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := &pipelinetest.Recorder{}
@@ -137,9 +138,9 @@ func TestHexSourceThroughRun(t *testing.T) {
 	}
 	rec := &pipelinetest.Recorder{}
 	cfg := pipeline.DefaultConfig()
-	cfg.Source, cfg.FrameSize, cfg.Align = pipeline.NewHex(strings.NewReader("01 02 03 04\n05 0xZZ\n"), "t.hex"), 4, pipeline.AlignDatagram
+	cfg.Source, cfg.FrameSize, cfg.Align = source.NewHex(strings.NewReader("01 02 03 04\n05 0xZZ\n"), "t.hex"), 4, pipeline.AlignDatagram
 	_, err := pipeline.Run(context.Background(), rec, cfg)
-	var he *pipeline.HexError
+	var he *source.HexError
 	if !errors.As(err, &he) || he.Line != 2 || he.Column != 4 || he.Token != "0xZZ" || he.Name != "t.hex" {
 		t.Fatalf("Run = %#v, want a HexError for 0xZZ at t.hex:2:4", err)
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package source
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/framesend/framesend/pipeline"
 )
 
 // fakeMessage is a message whose Ack waits on hold (when not nil) and
@@ -65,11 +67,11 @@ func TestMQTTAckNeverBlocksTheSender(t *testing.T) {
 		}
 		m.receive(nil, f)
 	}
-	cfg := DefaultConfig()
-	cfg.FrameSize, cfg.Count, cfg.Source, cfg.Align = 4, 50, m, AlignDatagram
+	cfg := pipeline.DefaultConfig()
+	cfg.FrameSize, cfg.Count, cfg.Source, cfg.Align = 4, 50, m, pipeline.AlignDatagram
 	var w sink
 	done := make(chan error, 1)
-	go func() { _, err := Run(context.Background(), &w, cfg); done <- err }()
+	go func() { _, err := pipeline.Run(context.Background(), &w, cfg); done <- err }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -286,7 +288,7 @@ func TestMQTTFillSplitsALargeMessageAndAcksItWhenWritten(t *testing.T) {
 	var mu sync.Mutex
 	var acked []string
 	var at []int
-	big := bytes.Repeat([]byte("0123456789"), (MaxDatagram+5000)/10)
+	big := bytes.Repeat([]byte("0123456789"), (pipeline.MaxDatagram+5000)/10)
 	payloads := [][]byte{[]byte("first"), big, []byte("last message")}
 	var want []byte
 	var ends []int
@@ -298,10 +300,10 @@ func TestMQTTFillSplitsALargeMessageAndAcksItWhenWritten(t *testing.T) {
 		ends = append(ends, len(want))
 		m.receive(nil, &atMessage{fakeMessage: fakeMessage{payload: p, acked: &acked, mu: &mu}, w: w, at: &at})
 	}
-	cfg := DefaultConfig()
-	cfg.FrameSize, cfg.Count, cfg.Source, cfg.Align, cfg.Pad = 10, int64(len(want)/10), m, AlignDatagram, 0
+	cfg := pipeline.DefaultConfig()
+	cfg.FrameSize, cfg.Count, cfg.Source, cfg.Align, cfg.Pad = 10, int64(len(want)/10), m, pipeline.AlignDatagram, 0
 	cfg.Batch = 3 // many writes for the large message
-	st, err := Run(context.Background(), w, cfg)
+	st, err := pipeline.Run(context.Background(), w, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package source
 
 import (
 	"context"
@@ -15,23 +15,10 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/internal/warnlimit"
+	"github.com/framesend/framesend/pipeline"
 )
-
-// Refuser is implemented by sources that refuse some of their input (a
-// datagram from a sender not allowed, or too large to queue); Run reports the
-// count in Stats.Refused.
-type Refuser interface {
-	Refused() int64
-}
-
-// KernelDropper is implemented by sources that learn how many datagrams
-// the kernel dropped before they could read them (a socket whose receive
-// buffer was full); Run reports the count in Stats.KernelDropped.
-type KernelDropper interface {
-	// KernelDropped returns the count so far. It is safe to call from any
-	// goroutine.
-	KernelDropped() int64
-}
 
 // UDP is a datagram source: each UDP datagram received is one datagram.
 // One wake-up takes every datagram waiting on the socket, up to a batch
@@ -43,8 +30,8 @@ type UDP struct {
 	raw       syscall.RawConn
 	allow     []netip.Prefix
 	logger    *slog.Logger
-	refused   int64     // written by Fill only
-	warned    warnLimit // for the refused-datagram warning
+	refused   int64           // written by Fill only
+	warned    warnlimit.Limit // for the refused-datagram warning
 	interrupt interrupt
 
 	asked, granted, rmemMax int
@@ -171,7 +158,7 @@ func (u *UDP) ReceiveBuffer() (granted, asked, rmemMax int) {
 func (u *UDP) Close() error { return u.conn.Close() }
 
 // BlockSize makes room for the largest UDP datagram.
-func (u *UDP) BlockSize() int { return MaxDatagram }
+func (u *UDP) BlockSize() int { return pipeline.MaxDatagram }
 
 // Refused returns how many datagrams were refused: from senders outside the
 // allowed networks, or truncated because they were larger than a block.
@@ -185,7 +172,7 @@ func (u *UDP) KernelDropped() int64 { return u.kernelDropped.Load() }
 // Fill waits for the next datagram that is allowed, adds it to b, and then
 // every other datagram already waiting, as long as they fit. It returns
 // ctx's error once ctx is done.
-func (u *UDP) Fill(ctx context.Context, b *Block) error {
+func (u *UDP) Fill(ctx context.Context, b *pipeline.Block) error {
 	u.interrupt.watch(ctx, u.conn)
 	for {
 		for ; u.next < u.got; u.next++ {
@@ -326,7 +313,7 @@ func (u *UDP) allowed(a netip.Addr) bool {
 // refuse counts a refused datagram and warns at most once a second.
 func (u *UDP) refuse(why string, from netip.AddrPort, n int) {
 	u.refused++
-	if u.warned.allow() {
+	if u.warned.Allow() {
 		u.logger.Warn("udp: datagram refused", "reason", why, "from", from.String(), "bytes", n, "refused_total", u.refused)
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package source_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/pipeline/pipelinetest"
+	"github.com/framesend/framesend/source"
 )
 
 // runUntilQuiet runs src into a recorder and stops once nothing has been
@@ -46,7 +47,7 @@ func runUntilQuiet(t *testing.T, src pipeline.Source, quiet time.Duration) (pipe
 }
 
 func TestUDPCountsWhatTheKernelDropped(t *testing.T) {
-	u, err := pipeline.ListenUDP("127.0.0.1:0", nil, nil)
+	u, err := source.ListenUDP("127.0.0.1:0", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestUDPBindsTheFamilyAsked(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.bind, func(t *testing.T) {
-			u, err := pipeline.ListenUDP(c.bind, nil, nil)
+			u, err := source.ListenUDP(c.bind, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

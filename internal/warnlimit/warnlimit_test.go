@@ -1,4 +1,4 @@
-package pipeline
+package warnlimit
 
 import (
 	"testing"
@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-func TestWarnLimitOncePerSecond(t *testing.T) {
+func TestLimitOncePerSecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var w warnLimit
+		var w Limit
 		steps := []struct {
 			after time.Duration
 			want  bool
@@ -22,8 +22,8 @@ func TestWarnLimitOncePerSecond(t *testing.T) {
 		}
 		for i, s := range steps {
 			time.Sleep(s.after)
-			if got := w.allow(); got != s.want {
-				t.Errorf("step %d (after %v): allow() = %v, want %v", i, s.after, got, s.want)
+			if got := w.Allow(); got != s.want {
+				t.Errorf("step %d (after %v): Allow() = %v, want %v", i, s.after, got, s.want)
 			}
 		}
 	})

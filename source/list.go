@@ -1,0 +1,37 @@
+package source
+
+import (
+	"context"
+	"io"
+
+	"github.com/framesend/framesend/pipeline"
+)
+
+// List is a datagram source over datagrams already in memory, such as the
+// lines of a hex file. It ends after the last one.
+type List struct {
+	Datagrams [][]byte
+	next      int
+}
+
+// BlockSize makes room for List's largest datagram.
+func (l *List) BlockSize() int {
+	n := 0
+	for _, d := range l.Datagrams {
+		n = max(n, len(d))
+	}
+	return n
+}
+
+// Fill adds as many whole datagrams as fit in b's room, at least one.
+func (l *List) Fill(ctx context.Context, b *pipeline.Block) error {
+	for l.next < len(l.Datagrams) {
+		d := l.Datagrams[l.next]
+		if b.Datagrams() > 0 && !b.Fits(len(d)) {
+			return nil
+		}
+		b.CommitDatagram(copy(b.DatagramSpare(), d))
+		l.next++
+	}
+	return io.EOF
+}
