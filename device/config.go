@@ -59,33 +59,61 @@ func DefaultConfig() Config {
 	return Config{Baud: 115200, DataBits: 8, Parity: ParityNone, StopBits: 1}
 }
 
-// Validate reports the first setting that is out of range. go.bug.st/serial
-// passes unknown baud rates to the kernel unchecked (even -1), so the range
-// is checked here.
+// A ConfigError is a Config value out of range, or one that needs another
+// setting too. Its message names the package, the field and the value; a
+// command line maps Field (and Needs) to its flags.
+type ConfigError struct {
+	Field  string // the Config field, as "Baud" or "RS485.DelayAfter"
+	Value  string // the value given, formatted (strings are quoted)
+	Reason string // what is wrong and what would do, as "is not supported: use 1 or 2"
+	// Needs is the field that must be set too when that is what is wrong,
+	// as "FrameBreak" for a MarkAfterBreak without one; Reason then says
+	// why.
+	Needs string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Needs != "" {
+		return fmt.Sprintf("device: %s %s needs %s: %s", e.Field, e.Value, e.Needs, e.Reason)
+	}
+	return fmt.Sprintf("device: %s %s %s", e.Field, e.Value, e.Reason)
+}
+
+func configError(field string, value any, reason string, a ...any) error {
+	v := fmt.Sprint(value)
+	if s, ok := value.(string); ok {
+		v = fmt.Sprintf("%q", s)
+	}
+	return &ConfigError{Field: field, Value: v, Reason: fmt.Sprintf(reason, a...)}
+}
+
+// Validate reports the first setting that is out of range as a
+// *ConfigError. go.bug.st/serial passes unknown baud rates to the kernel
+// unchecked (even -1), so the range is checked here.
 func (c Config) Validate() error {
 	switch {
 	case c.Baud <= 0 || c.Baud > MaxBaud:
-		return fmt.Errorf("baud %d is out of range: use a positive rate up to %d, such as 9600 or 115200", c.Baud, MaxBaud)
+		return configError("Baud", c.Baud, "is out of range: use a positive rate up to %d, such as 9600 or 115200", MaxBaud)
 	case c.DataBits < 5 || c.DataBits > 8:
-		return fmt.Errorf("data-bits %d is out of range: use 5, 6, 7 or 8", c.DataBits)
+		return configError("DataBits", c.DataBits, "is out of range: use 5, 6, 7 or 8")
 	case c.StopBits != 1 && c.StopBits != 2:
-		return fmt.Errorf("stop-bits %d is not supported: use 1 or 2", c.StopBits)
+		return configError("StopBits", c.StopBits, "is not supported: use 1 or 2")
 	}
 	if _, ok := parities[c.Parity]; !ok {
-		return fmt.Errorf("parity %q is not supported: use none, odd, even, mark or space", string(c.Parity))
+		return parityError(string(c.Parity))
 	}
 	if _, err := ParseFlow(string(c.flow())); err != nil {
 		return err
 	}
 	switch {
 	case c.FrameBreak < 0:
-		return fmt.Errorf("frame-break %v is negative: use a duration such as 100us", c.FrameBreak)
+		return configError("FrameBreak", c.FrameBreak, "is negative: use a duration such as 100us")
 	case c.MarkAfterBreak < 0:
-		return fmt.Errorf("mark-after-break %v is negative: use a duration such as 12us", c.MarkAfterBreak)
+		return configError("MarkAfterBreak", c.MarkAfterBreak, "is negative: use a duration such as 12us")
 	case c.MarkAfterBreak > 0 && c.FrameBreak == 0:
-		return fmt.Errorf("mark-after-break needs --frame-break: the mark follows a break")
+		return &ConfigError{Field: "MarkAfterBreak", Value: c.MarkAfterBreak.String(), Needs: "FrameBreak", Reason: "the mark follows a break"}
 	case c.Gap < 0:
-		return fmt.Errorf("gap %v is negative: use a duration such as 2ms, or character times such as 3.5c", c.Gap)
+		return configError("Gap", c.Gap, "is negative: use a duration such as 2ms")
 	}
 	return c.RS485.validate()
 }
@@ -106,13 +134,18 @@ func (c Config) ByteTime() time.Duration {
 	return time.Duration(float64(c.BitsPerByte()) / float64(c.Baud) * float64(time.Second))
 }
 
-// ParseParity turns a user's word for a parity into a Parity.
+// ParseParity turns a user's word for a parity into a Parity. An unknown
+// word is a *ConfigError on Parity.
 func ParseParity(s string) (Parity, error) {
 	p := Parity(strings.ToLower(strings.TrimSpace(s)))
 	if _, ok := parities[p]; !ok {
-		return "", fmt.Errorf("parity %q is not supported: use none, odd, even, mark or space", s)
+		return "", parityError(s)
 	}
 	return p, nil
+}
+
+func parityError(s string) error {
+	return configError("Parity", s, "is not supported: use none, odd, even, mark or space")
 }
 
 // BitsPerByte returns how many bits one byte takes on the wire with c: a start

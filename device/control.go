@@ -63,14 +63,15 @@ const (
 	FlowXONXOFF Flow = "xonxoff"
 )
 
-// ParseFlow turns a user's word for a flow control into a Flow.
+// ParseFlow turns a user's word for a flow control into a Flow. An unknown
+// word is a *ConfigError on Flow.
 func ParseFlow(s string) (Flow, error) {
 	f := Flow(strings.ToLower(strings.TrimSpace(s)))
 	switch f {
 	case FlowNone, FlowRTSCTS, FlowXONXOFF:
 		return f, nil
 	}
-	return "", fmt.Errorf("flow %q is not supported: use none, rtscts or xonxoff", s)
+	return "", configError("Flow", s, "is not supported: use none, rtscts or xonxoff")
 }
 
 // Modem control bits (asm-generic/termios.h). TIOCM_LOOP is not in x/sys.
@@ -112,7 +113,7 @@ func setLines(l line, dtr, rts Level) error {
 
 func modemErr(err error) error {
 	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported("it has no modem control lines (DTR, RTS): a pseudo-terminal or a socat pair has none; leave --dtr, --rts and --reset-seq out there", err)
+		return unsupported(ControlModemLines, "it has no modem control lines (DTR, RTS): a pseudo-terminal or a socat pair has none", err)
 	}
 	return err
 }
@@ -126,16 +127,35 @@ func modemBits(l line) (int, error) {
 	return int(bits), nil
 }
 
-// unsupportedError is a control the driver refused; it says what to do.
-type unsupportedError struct {
-	msg string
-	err error
+// Control names a line control a driver may lack.
+type Control string
+
+// The line controls a port's driver may refuse.
+const (
+	ControlModemLines Control = "modem lines" // setting or reading DTR, RTS, CTS
+	ControlRS485      Control = "RS-485"      // the kernel's RS-485 mode
+	ControlLowLatency Control = "low latency" // ASYNC_LOW_LATENCY
+	ControlBreak      Control = "break"       // a BREAK on demand (TIOCSBRK)
+)
+
+// An UnsupportedError is a line control the port's driver refused (the
+// *Error around it has class ErrUnsupported). Its message says why in the
+// driver's terms; Control says which control, so that a command line can
+// name the option that asked for it.
+type UnsupportedError struct {
+	Control Control
+	msg     string
+	err     error
 }
 
-func (e *unsupportedError) Error() string { return e.msg }
-func (e *unsupportedError) Unwrap() error { return e.err }
+func (e *UnsupportedError) Error() string { return e.msg }
 
-func unsupported(msg string, err error) error { return &unsupportedError{msg: msg, err: err} }
+// Unwrap gives what the kernel answered, such as ENOTTY.
+func (e *UnsupportedError) Unwrap() error { return e.err }
+
+func unsupported(c Control, msg string, err error) error {
+	return &UnsupportedError{Control: c, msg: msg, err: err}
+}
 
 // RS485 is the kernel's RS-485 mode (TIOCSRS485): the driver drives RTS as
 // the transceiver's driver enable around each transmission.
@@ -170,24 +190,38 @@ const (
 // clamps longer ones to it).
 const MaxRS485Delay = 100 * time.Millisecond
 
+// validate reports the first setting out of range, or set without
+// Enabled, as a *ConfigError on "RS485." and the field.
 func (r RS485) validate() error {
 	if !r.Enabled {
-		if r.RTSOnSend || r.RTSAfterSend || r.RXDuringTX || r.DelayBefore != 0 || r.DelayAfter != 0 {
-			return errors.New("rs485-* flags need --rs485: add --rs485 to turn the kernel's RS-485 mode on")
+		for _, f := range []struct {
+			name  string
+			set   bool
+			value any
+		}{
+			{"RTSOnSend", r.RTSOnSend, r.RTSOnSend},
+			{"RTSAfterSend", r.RTSAfterSend, r.RTSAfterSend},
+			{"DelayBefore", r.DelayBefore != 0, r.DelayBefore},
+			{"DelayAfter", r.DelayAfter != 0, r.DelayAfter},
+			{"RXDuringTX", r.RXDuringTX, r.RXDuringTX},
+		} {
+			if f.set {
+				return &ConfigError{Field: "RS485." + f.name, Value: fmt.Sprint(f.value), Needs: "RS485.Enabled", Reason: "it applies to the kernel's RS-485 mode only"}
+			}
 		}
 		return nil
 	}
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"rs485-delay-before", r.DelayBefore}, {"rs485-delay-after", r.DelayAfter}} {
+	}{{"RS485.DelayBefore", r.DelayBefore}, {"RS485.DelayAfter", r.DelayAfter}} {
 		switch {
 		case d.d < 0:
-			return fmt.Errorf("%s %v is negative: use 0 or whole milliseconds such as 1ms", d.name, d.d)
+			return configError(d.name, d.d, "is negative: use 0 or whole milliseconds such as 1ms")
 		case d.d%time.Millisecond != 0:
-			return fmt.Errorf("%s %v is not whole milliseconds: the kernel counts RS-485 delays in ms (use 0, 1ms, 2ms, …)", d.name, d.d)
+			return configError(d.name, d.d, "is not whole milliseconds: the kernel counts RS-485 delays in ms (use 0, 1ms, 2ms, …)")
 		case d.d > MaxRS485Delay:
-			return fmt.Errorf("%s %v is above the kernel's %v", d.name, d.d, MaxRS485Delay)
+			return configError(d.name, d.d, "is above the kernel's %v", MaxRS485Delay)
 		}
 	}
 	return nil
@@ -216,7 +250,7 @@ func setRS485(l line, r RS485) error {
 	s := r.raw()
 	if err := l.ioctlPtr(unix.TIOCSRS485, unsafe.Pointer(&s)); err != nil {
 		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-			return unsupported("its driver has no RS-485 mode (USB-RS-485 adapters drive their transceiver themselves: leave --rs485 out for them; on a UART, enable RS-485 in the device tree or use a HAT whose driver offers it)", err)
+			return unsupported(ControlRS485, "its driver has no RS-485 mode (USB-RS-485 adapters drive their transceiver themselves and need none; on a UART, enable RS-485 in the device tree or use a HAT whose driver offers it)", err)
 		}
 		return fmt.Errorf("TIOCSRS485: %w", err)
 	}
@@ -274,7 +308,7 @@ func lowLatency(l line, on bool) error {
 		err = l.ioctlPtr(unix.TIOCSSERIAL, unsafe.Pointer(s))
 	}
 	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported("its driver has no low-latency setting (serial_struct): a pseudo-terminal has none; leave --low-latency out", err)
+		return unsupported(ControlLowLatency, "its driver has no low-latency setting (serial_struct): a pseudo-terminal has none", err)
 	}
 	return err
 }
@@ -356,7 +390,7 @@ func (p *Port) breakNow(d time.Duration) error {
 
 func breakErr(err error) error {
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported("its driver cannot send a BREAK on demand (TIOCSBRK; qemu-user does not emulate it either)", err)
+		return unsupported(ControlBreak, "its driver cannot send a BREAK on demand (TIOCSBRK; qemu-user does not emulate it either)", err)
 	}
 	return err
 }

@@ -52,7 +52,7 @@ func (e *Error) Error() string {
 	}
 	if e.Class == ErrSetting || e.Class == ErrUnsupported {
 		// The cause is a whole sentence naming the port and the fix.
-		var u *unsupportedError
+		var u *UnsupportedError
 		if errors.As(e.Err, &u) {
 			return fmt.Sprintf("%s %s: %s", e.Op, e.Path, u.msg)
 		}

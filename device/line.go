@@ -262,7 +262,7 @@ func verify(path string, c Config, got Settings, topBaud int, pty bool) (note st
 			if topBaud > 0 && c.Baud > topBaud {
 				hint += fmt.Sprintf(" (this UART's top speed is %d)", topBaud)
 			}
-			hint += "; use a rate the adapter supports (framesend doctor --port " + path + " shows the port's settings)"
+			hint += "; use a rate the adapter supports"
 			return "", &SettingError{Path: path, What: "baud", Asked: fmt.Sprint(c.Baud), Got: fmt.Sprint(got.Baud), Hint: hint}
 		}
 	}
@@ -279,7 +279,7 @@ func verify(path string, c Config, got Settings, topBaud int, pty bool) (note st
 	case got.StopBits != c.StopBits:
 		return note, &SettingError{Path: path, What: "stop bits", Asked: fmt.Sprint(c.StopBits), Got: fmt.Sprint(got.StopBits), Hint: "its driver does not offer " + fmt.Sprint(c.StopBits) + " stop bits (" + miniUART + ")"}
 	case got.Flow != c.flow():
-		return note, &SettingError{Path: path, What: "flow control", Asked: string(c.flow()), Got: string(got.Flow), Hint: "its driver does not offer " + string(c.flow()) + " flow control; wire and use another (--flow none|rtscts|xonxoff)"}
+		return note, &SettingError{Path: path, What: "flow control", Asked: string(c.flow()), Got: string(got.Flow), Hint: "its driver does not offer " + string(c.flow()) + " flow control; wire and use another"}
 	}
 	return note, nil
 }

@@ -191,7 +191,7 @@ func TestReadBackRefusesASpeedTheDriverKept(t *testing.T) {
 	if !errors.As(err, &se) || se.Asked != "921600" || se.Got != "9600" {
 		t.Fatalf("SettingError = %+v, want asked 921600, got 9600", se)
 	}
-	want := "/dev/ttyS1 runs at 9600 baud, not 921600: its driver does not offer 921600 (this UART's top speed is 115200); use a rate the adapter supports (framesend doctor --port /dev/ttyS1 shows the port's settings)"
+	want := "/dev/ttyS1 runs at 9600 baud, not 921600: its driver does not offer 921600 (this UART's top speed is 115200); use a rate the adapter supports"
 	if err.Error() != want {
 		t.Errorf("message:\n got  %s\n want %s", err, want)
 	}
@@ -381,8 +381,8 @@ func TestRS485Validation(t *testing.T) {
 		r    RS485
 		want string
 	}{
-		{RS485{RTSOnSend: true}, "need --rs485"},
-		{RS485{DelayAfter: time.Millisecond}, "need --rs485"},
+		{RS485{RTSOnSend: true}, "device: RS485.RTSOnSend true needs RS485.Enabled"},
+		{RS485{DelayAfter: time.Millisecond}, "device: RS485.DelayAfter 1ms needs RS485.Enabled"},
 		{RS485{Enabled: true, DelayBefore: -time.Millisecond}, "negative"},
 		{RS485{Enabled: true, DelayAfter: 1500 * time.Microsecond}, "not whole milliseconds"},
 		{RS485{Enabled: true, DelayAfter: 200 * time.Millisecond}, "above the kernel's 100ms"},

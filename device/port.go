@@ -216,7 +216,7 @@ func isPTY(control func(func(fd uintptr)) error) bool {
 // classOfControl is the class of a failed line control: unsupported by the
 // driver, or the device gone.
 func classOfControl(err error) error {
-	var u *unsupportedError
+	var u *UnsupportedError
 	if errors.As(err, &u) {
 		return ErrUnsupported
 	}

@@ -140,6 +140,9 @@ func message(err error) string {
 			return fmt.Sprintf(f.format, cerr.Value) + " " + cerr.Reason + f.hint
 		}
 	}
+	if m, ok := deviceConfigMessage(err); ok {
+		return m
+	}
 	switch {
 	case errors.Is(err, source.ErrMQTTRefused):
 		return msg + ": check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file"
@@ -164,7 +167,69 @@ func message(err error) string {
 	case errors.Is(err, device.ErrGone):
 		return msg + ": the device went away (unplugged, or its far end closed); check the cable and the adapter"
 	}
+	var uerr *device.UnsupportedError
+	if errors.As(err, &uerr) {
+		return msg + unsupportedHints[uerr.Control]
+	}
+	var serr *device.SettingError
+	if errors.As(err, &serr) {
+		switch serr.What {
+		case "baud":
+			return msg + " (framesend doctor --port " + serr.Path + " shows the port's settings)"
+		case "flow control":
+			return msg + " (--flow none|rtscts|xonxoff)"
+		}
+	}
 	return msg
+}
+
+// deviceConfigMessage words a device.ConfigError with the flags behind its
+// fields (deviceFlags).
+func deviceConfigMessage(err error) (string, bool) {
+	var cerr *device.ConfigError
+	if !errors.As(err, &cerr) {
+		return "", false
+	}
+	f, ok := deviceFlags[cerr.Field]
+	if !ok {
+		return "", false
+	}
+	if cerr.Needs != "" {
+		// What is wrong is the other setting missing, not this value.
+		if needs, ok := deviceFlags[cerr.Needs]; ok {
+			return fmt.Sprintf("%s needs %s: %s", f.flag, needs.flag, cerr.Reason), true
+		}
+		return "", false
+	}
+	return fmt.Sprintf("%s %s %s%s", f.flag, cerr.Value, cerr.Reason, f.hint), true
+}
+
+// deviceFlags names the flag behind each device.Config field, for the
+// messages of device.ConfigError; hint follows the library's reason.
+var deviceFlags = map[string]struct{ flag, hint string }{
+	"Baud":               {"--baud", ""},
+	"DataBits":           {"--data-bits", ""},
+	"Parity":             {"--parity", ""},
+	"StopBits":           {"--stop-bits", ""},
+	"Flow":               {"--flow", ""},
+	"FrameBreak":         {"--frame-break", ""},
+	"MarkAfterBreak":     {"--mark-after-break", ""},
+	"Gap":                {"--gap", ", or character times such as 3.5c"},
+	"RS485.Enabled":      {"--rs485", ""},
+	"RS485.RTSOnSend":    {"--rs485-rts-on-send", ""},
+	"RS485.RTSAfterSend": {"--rs485-rts-after-send", ""},
+	"RS485.DelayBefore":  {"--rs485-delay-before", ""},
+	"RS485.DelayAfter":   {"--rs485-delay-after", ""},
+	"RS485.RXDuringTX":   {"--rs485-rx-during-tx", ""},
+}
+
+// unsupportedHints names the flags that asked for each line control a
+// driver may refuse (device.UnsupportedError).
+var unsupportedHints = map[device.Control]string{
+	device.ControlModemLines: "; leave --dtr, --rts and --reset-seq out there",
+	device.ControlRS485:      ": leave --rs485 out for a USB-RS-485 adapter",
+	device.ControlLowLatency: "; leave --low-latency out",
+	device.ControlBreak:      ": leave --break and --frame-break out for this port",
 }
 
 // configFlags names the flag behind each pipeline.Config field, for the

@@ -103,14 +103,14 @@ func portConfig(c *cli.Context) (string, device.Config, error) {
 	}
 	parity, err := device.ParseParity(c.String("parity"))
 	if err != nil {
-		return "", device.Config{}, usagef("--%v", err)
+		return "", device.Config{}, usageError{err}
 	}
 	cfg := device.Config{Baud: c.Int("baud"), DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
 	if err := lineConfig(c, &cfg); err != nil {
 		return "", device.Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return "", device.Config{}, usagef("--%v", err)
+		return "", device.Config{}, usageError{err}
 	}
 	return path, cfg, nil
 }

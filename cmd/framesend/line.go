@@ -35,7 +35,7 @@ func lineFlags() []cli.Flag {
 func lineConfig(c *cli.Context, cfg *device.Config) error {
 	flow, err := device.ParseFlow(c.String("flow"))
 	if err != nil {
-		return usagef("--%v", err)
+		return usageError{err}
 	}
 	cfg.Flow = flow
 	if cfg.DTR, err = device.ParseLevel(c.String("dtr")); err != nil {
@@ -119,7 +119,7 @@ func shapeConfig(c *cli.Context, cfg *device.Config, frameSize int, rate float64
 		return 0, nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return 0, nil, usagef("--%v", err)
+		return 0, nil, usageError{err}
 	}
 	if rate > 0 {
 		period := time.Duration(float64(time.Second) / rate)

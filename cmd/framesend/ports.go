@@ -129,11 +129,11 @@ func doctorCommand() *cli.Command {
 			if port := c.String("port"); port != "" && portOK {
 				parity, err := device.ParseParity(c.String("parity"))
 				if err != nil {
-					return usagef("--%v", err)
+					return usageError{err}
 				}
 				want := device.Config{Baud: 9600, DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
 				if err := want.Validate(); err != nil {
-					return usagef("--%v", err)
+					return usageError{err}
 				}
 				checks = append(checks, device.LineChecks(sys, port, &want)...)
 			}
