@@ -181,7 +181,7 @@ func TestCompletionInInteractiveShells(t *testing.T) {
 		requireTool(t, "zsh", "zsh")
 		fdir := filepath.Join(dir, "zfunc")
 		os.Mkdir(fdir, 0o755)
-		out, err := exec.Command(binary, "completion", "zsh").Output()
+		out, err := command(t, "completion", "zsh").Output()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -231,7 +231,7 @@ func TestSecondSenderIsRefused(t *testing.T) {
 			if u.cred != nil {
 				os.Chmod(f.Path(), 0o666)
 			}
-			first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "2000")
+			first := command(t, "send", "--port", f.Path(), "--rate", "2000")
 			first.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 			var ferr bytes.Buffer
 			first.Stderr = &ferr
@@ -240,7 +240,7 @@ func TestSecondSenderIsRefused(t *testing.T) {
 			head := readUntil(t, f, 7*500)
 			stop := make(chan struct{})
 			got := drain(f, stop, 300*time.Millisecond)
-			second := exec.Command(binary, "send", "--port", f.Path(), "--count", "100")
+			second := command(t, "send", "--port", f.Path(), "--count", "100")
 			second.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 			var serr bytes.Buffer
 			second.Stderr = &serr
@@ -278,7 +278,7 @@ func TestNoLockLetsASecondProcessIn(t *testing.T) {
 		os.Chmod(f.Path(), 0o666)
 		os.Chmod(filepath.Dir(binary), 0o755)
 	}
-	first := exec.Command(binary, "send", "--port", f.Path(), "--rate", "1000", "--no-lock")
+	first := command(t, "send", "--port", f.Path(), "--rate", "1000", "--no-lock")
 	first.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestNoLockLetsASecondProcessIn(t *testing.T) {
 	readUntil(t, f, 7)
 	stop := make(chan struct{})
 	got := drain(f, stop, 300*time.Millisecond)
-	second := exec.Command(binary, "send", "--port", f.Path(), "--count", "10", "--no-lock")
+	second := command(t, "send", "--port", f.Path(), "--count", "10", "--no-lock")
 	second.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	var out bytes.Buffer
 	second.Stderr = &out
@@ -378,7 +378,14 @@ func TestSoak(t *testing.T) {
 		}
 		done <- total
 	}()
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", strconv.Itoa(frames), "--rate", "0", "--stats-interval", "20ms", "--log-format", "json", "--summary", "json")
+	// Peak memory is the product's: a binary built without -race, whose
+	// detector would add its shadow memory (and slow 3,000,000 frames to
+	// minutes). The other subprocess tests run the same code under it.
+	plain, err := plainBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(plain, "send", "--port", f.Path(), "--count", strconv.Itoa(frames), "--rate", "0", "--stats-interval", "20ms", "--log-format", "json", "--summary", "json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -12,15 +12,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/internal/testenv"
 )
 
-// binary is framesend built once for the tests that run it as a process.
+// binary is framesend built once for the tests that run it as a process,
+// with -race when the tests run under -race: the race detector then also
+// watches the goroutines of the process the tests exec.
 var binary string
+
+// raceLog holds the race reports of the processes the tests start; see
+// command.
+var raceLog *testenv.RaceLog
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "framesend-test")
@@ -29,14 +37,46 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "framesend")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if err := testenv.GoBuild(binary, ".", true); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if raceLog, err = testenv.NewRaceLog(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
+	if rest := raceLog.Rest(); rest != "" {
+		fmt.Fprintf(os.Stderr, "a framesend process found a data race:\n%s", rest)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// command returns the command that runs the binary with args. A race the
+// process reports fails t when the test ends.
+func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			raceLog.Check(t, cmd.Process.Pid)
+		}
+	})
+	return cmd
+}
+
+// plainBinary is framesend built without -race, for the tests that measure
+// the process's memory: the race detector's shadow memory is several times
+// the program's own.
+var plainBinary = sync.OnceValues(func() (string, error) {
+	if !testenv.Race {
+		return binary, nil
+	}
+	out := filepath.Join(filepath.Dir(binary), "framesend-norace")
+	return out, testenv.GoBuild(out, ".", false)
+})
 
 func counterBytes(n int) []byte {
 	b := make([]byte, n)
@@ -100,7 +140,7 @@ func runIn(ctx context.Context, args ...string) (int, string, string) {
 // once it has exited. The process is killed when the test ends.
 func start(t *testing.T, args ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := command(t, args...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -142,7 +182,7 @@ var lastMaxRSS int64
 // framesend runs the binary with args and returns its exit code and stderr.
 func framesend(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := command(t, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -259,7 +299,7 @@ func TestSendReportsUnplug(t *testing.T) {
 
 func TestPermissionDeniedAsUnprivilegedUser(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--count", "1")
+	cmd := command(t, "send", "--port", f.Path(), "--count", "1")
 	if os.Geteuid() == 0 {
 		if err := os.Chmod(f.Path(), 0o600); err != nil {
 			t.Fatal(err)

@@ -168,7 +168,7 @@ func (r *logged) wait(t *testing.T, limit time.Duration) int {
 // matches re, and returns the process and the match.
 func sendLogged(t *testing.T, re string, args ...string) (*logged, []string) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"send"}, args...)...)
+	cmd := command(t, append([]string{"send"}, args...)...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

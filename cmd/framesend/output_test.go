@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"github.com/framesend/framesend/internal/testenv"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +17,7 @@ import (
 // not when listen exits.
 func TestListenPrintsEachFrameAsItArrives(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
-	cmd := exec.Command(binary, "listen", "--port", f.Path())
+	cmd := command(t, "listen", "--port", f.Path())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +56,7 @@ func TestListenEndsWhenStdoutCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "listen", "--port", f.Path())
+	cmd := command(t, "listen", "--port", f.Path())
 	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -123,7 +121,7 @@ func TestOutputThatCannotBeWrittenFails(t *testing.T) {
 				testenv.Impossible(t, "no /dev/full: "+err.Error())
 			}
 			defer full.Close()
-			cmd := exec.CommandContext(context.Background(), binary, args...)
+			cmd := command(t, args...)
 			cmd.Stdout = full
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

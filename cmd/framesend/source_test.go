@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -39,7 +38,7 @@ func sendTo(t *testing.T, stdin io.Reader, args ...string) (int, string, []byte)
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
 	got := drain(f, stop, 200*time.Millisecond)
-	cmd := exec.Command(binary, append([]string{"send", "--port", f.Path()}, args...)...)
+	cmd := command(t, append([]string{"send", "--port", f.Path()}, args...)...)
 	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -96,7 +95,7 @@ func TestStdinSourceStopsOnSignal(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	pr, pw, _ := os.Pipe()
 	defer pw.Close()
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "stdin")
+	cmd := command(t, "send", "--port", f.Path(), "--source", "stdin")
 	cmd.Stdin = pr
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -212,7 +211,7 @@ func TestSourceBadInput(t *testing.T) {
 	}
 	t.Run("unreadable file", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
-		cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "file:"+secret)
+		cmd := command(t, "send", "--port", f.Path(), "--source", "file:"+secret)
 		if os.Geteuid() == 0 {
 			os.Chmod(f.Path(), 0o666)
 			os.Chmod(dir, 0o755)
@@ -313,7 +312,7 @@ func TestUDPListensOnLoopbackByDefault(t *testing.T) {
 	port := busy.LocalAddr().(*net.UDPAddr).Port
 	busy.Close()
 	f := newFake(t, devicetest.Options{})
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", fmt.Sprintf("udp:%d", port))
+	cmd := command(t, "send", "--port", f.Path(), "--source", fmt.Sprintf("udp:%d", port))
 	out := &lockedBuffer{}
 	cmd.Stderr = out
 	cmd.Start()
@@ -323,7 +322,7 @@ func TestUDPListensOnLoopbackByDefault(t *testing.T) {
 	if !strings.Contains(out.String(), fmt.Sprintf("addr=127.0.0.1:%d", port)) {
 		t.Errorf("udp:%d did not bind to 127.0.0.1 only: %s", port, out.String())
 	}
-	cmd = exec.Command(binary, "send", "--port", f.Path(), "--source", "udp:0.0.0.0:0")
+	cmd = command(t, "send", "--port", f.Path(), "--source", "udp:0.0.0.0:0")
 	out = &lockedBuffer{}
 	cmd.Stderr = out
 	cmd.Start()
@@ -475,7 +474,7 @@ func sendOnTerminal(t *testing.T, args ...string) string {
 	}
 	defer tty.Close()
 	screen := drain(term, stop, 200*time.Millisecond)
-	cmd := exec.Command(binary, append([]string{"send", "--port", f.Path()}, args...)...)
+	cmd := command(t, append([]string{"send", "--port", f.Path()}, args...)...)
 	cmd.Stderr = tty
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -497,7 +496,7 @@ func TestProgressBarOnlyOnATerminal(t *testing.T) {
 	for _, args := range [][]string{{}, {"--no-progress"}} {
 		var stderr bytes.Buffer
 		f2 := newFake(t, devicetest.Options{})
-		cmd := exec.Command(binary, append([]string{"send", "--port", f2.Path(), "--count", "300", "--rate", "2000"}, args...)...)
+		cmd := command(t, append([]string{"send", "--port", f2.Path(), "--count", "300", "--rate", "2000"}, args...)...)
 		cmd.Stderr = &stderr
 		if len(args) > 0 {
 			term2 := newFake(t, devicetest.Options{})
@@ -674,7 +673,7 @@ func TestUDPLogsTheReceiveBufferGranted(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	os.Chmod(f.Path(), 0o666)
 	os.Chmod(filepath.Dir(binary), 0o755)
-	cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", "udp:127.0.0.1:0")
+	cmd := command(t, "send", "--port", f.Path(), "--source", "udp:127.0.0.1:0")
 	if os.Geteuid() == 0 {
 		// As a user without CAP_NET_ADMIN, as under the systemd unit.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

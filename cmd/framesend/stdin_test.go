@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -67,7 +66,7 @@ func TestStdinFlagsAreNeverChanged(t *testing.T) {
 					if nonblocking(t, stdin) {
 						t.Fatal("the test's stdin is non-blocking from the start")
 					}
-					cmd := exec.Command(binary, "send", "--port", f.Path(), "--source", source, "--drain-timeout", "10s")
+					cmd := command(t, "send", "--port", f.Path(), "--source", source, "--drain-timeout", "10s")
 					cmd.Stdin = stdin
 					var stderr bytes.Buffer
 					cmd.Stderr = &stderr
