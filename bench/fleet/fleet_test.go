@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"github.com/framesend/framesend/internal/testenv"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +20,29 @@ func requireTool(t *testing.T, name, pkg string) {
 // and each killed sender's last will seen.
 func TestFleetOfTwenty(t *testing.T) {
 	requireTool(t, "mosquitto", "mosquitto")
+	// Under -race the senders run with the race detector too: thirty
+	// processes of MQTT in and serial out are the product's concurrency.
 	bin := filepath.Join(t.TempDir(), "framesend")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/framesend").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := testenv.GoBuild(bin, "../../cmd/framesend", true); err != nil {
+		t.Fatal(err)
 	}
+	races, err := testenv.NewRaceLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := races.Rest(); r != "" {
+			t.Errorf("a sender found a data race:\n%s", r)
+		}
+	}()
 	var log bytes.Buffer
 	res, err := simulate(options{framesend: bin, senders: 20, messages: 1000, log: &log})
 	var table strings.Builder
 	if res != nil {
 		res.table(&table)
+	}
+	if testenv.Race {
+		table.WriteString("(senders built with -race: their RSS is mostly the race detector's)\n")
 	}
 	t.Log("\n" + table.String())
 	if err != nil {
