@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/internal/precise"
 )
 
 // ErrUnsupported is the class of a line control the port's driver does not
@@ -378,7 +380,7 @@ func (p *Port) breakNow(d time.Duration) error {
 		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}
 	}
 	start := time.Now()
-	sleepPrecisely(d)
+	precise.SleepSpin(d)
 	if err := p.line.ioctlInt(unix.TIOCCBRK, 0); err != nil {
 		err = breakErr(err)
 		return &Error{Op: "break", Path: p.path, Class: classOfControl(err), Err: err}

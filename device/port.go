@@ -14,6 +14,8 @@ import (
 
 	"go.bug.st/serial"
 	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/internal/precise"
 )
 
 // Port is an open serial port. It holds two descriptors of the device:
@@ -266,7 +268,7 @@ func (p *Port) Write(b []byte) (int, error) {
 		return n, classify("write", p.path, err)
 	}
 	if !p.markUntil.IsZero() {
-		sleepPrecisely(time.Until(p.markUntil))
+		precise.SleepSpin(time.Until(p.markUntil))
 		p.markUntil = time.Time{}
 		p.lastBreak.Mark = time.Since(p.lastBreak.End)
 	}
@@ -382,7 +384,7 @@ func (p *Port) settle() error {
 	if err := p.drainBy(p.writeDeadline()); err != nil {
 		return err
 	}
-	sleepPrecisely(time.Until(p.lineFree))
+	precise.SleepSpin(time.Until(p.lineFree))
 	return nil
 }
 
@@ -404,7 +406,7 @@ func (p *Port) RealTime() bool { return p.rt > 0 }
 func (p *Port) shapeThread() {
 	if p.rt == 0 {
 		p.rt = -1
-		if realtime() {
+		if precise.RealTime() {
 			p.rt = 1
 		}
 	}
@@ -445,7 +447,7 @@ func (p *Port) AfterFrame() error {
 	if err := p.settle(); err != nil {
 		return err
 	}
-	sleepPrecisely(p.config.Gap)
+	precise.SleepSpin(p.config.Gap)
 	p.lineFree = time.Now()
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/framesend/framesend/internal/precise"
 )
 
 // ResetStep is one step of a reset sequence: set DTR, RTS or both, or wait.
@@ -124,7 +126,7 @@ func (p *Port) Reset(q ResetSeq) error {
 	if p.closed.Load() {
 		return &Error{Op: "reset", Path: p.path, Class: ErrClosed}
 	}
-	if err := runReset(p.line, q, sleepPrecisely); err != nil {
+	if err := runReset(p.line, q, precise.SleepSpin); err != nil {
 		return &Error{Op: "reset", Path: p.path, Class: classOfControl(err), Err: err}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/framesend/framesend/internal/precise"
 )
 
 // lateLimit is how far behind its schedule a paced sender may fall before it
@@ -19,7 +21,7 @@ type pacer struct {
 	rate    float64 // frames per second, > 0
 	logger  *slog.Logger
 	start   time.Time // when frame 0 was due; zero before the first wait
-	precise bool      // finish each wait with sleepPrecisely
+	precise bool      // finish each wait with precise.Sleep
 	timer   *time.Timer
 }
 
@@ -32,7 +34,7 @@ func newPacer(rate float64, logger *slog.Logger) *pacer {
 	}
 	p := &pacer{rate: rate, logger: logger, timer: time.NewTimer(time.Hour), precise: preciseSleep}
 	if p.precise {
-		preparePreciseThread()
+		precise.PrepareThread()
 	}
 	return p
 }
@@ -95,7 +97,7 @@ func (p *pacer) wait(ctx context.Context, sent int64, drainBy time.Time, stoppin
 		}
 	}
 	if p.precise {
-		sleepPrecisely(time.Until(due))
+		precise.Sleep(time.Until(due))
 	}
 	return nil
 }
