@@ -26,7 +26,7 @@ type lineFD struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
-	deadline time.Time
+	deadline time.Time // of writes, and of the port's drains and shaping
 }
 
 func newLineFD(fd int) (*lineFD, error) {
@@ -82,9 +82,7 @@ func (l *lineFD) waitWritable() error {
 		if l.closed.Load() {
 			return os.ErrClosed
 		}
-		l.mu.Lock()
-		dl := l.deadline
-		l.mu.Unlock()
+		dl := l.writeDeadline()
 		var ts *unix.Timespec
 		if !dl.IsZero() {
 			left := time.Until(dl)
@@ -120,6 +118,13 @@ func (l *lineFD) SetWriteDeadline(t time.Time) {
 	if !l.closed.Load() {
 		l.signal()
 	}
+}
+
+// writeDeadline is the deadline SetWriteDeadline set last.
+func (l *lineFD) writeDeadline() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deadline
 }
 
 func (l *lineFD) signal() {

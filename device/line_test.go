@@ -156,7 +156,9 @@ func lineNames(v int32) string {
 // fakePort is a Port on a recorder, as Open leaves it once go.bug.st/serial
 // has set c's speed and format.
 func fakePort(path string, c Config, r *recorder) *Port {
-	return &Port{path: path, config: c, line: r, byteTime: c.ByteTime(), sysRoot: "/nonexistent"}
+	// The descriptor holds only the write deadline: r answers every ioctl.
+	file := &lineFD{fd: -1, wake: -1}
+	return &Port{path: path, config: c, file: file, line: r, byteTime: c.ByteTime(), sysRoot: "/nonexistent"}
 }
 
 func checkCalls(t *testing.T, r *recorder, want ...string) {
@@ -410,6 +412,32 @@ func TestLowLatencySetsTheFlag(t *testing.T) {
 	want := map[uintptr]uintptr{8: 72, 4: 60}[unsafe.Sizeof(uintptr(0))]
 	if got := unsafe.Sizeof(serialStruct{}); got != want {
 		t.Errorf("sizeof serial_struct = %d, want %d", got, want)
+	}
+}
+
+// TestDrainKeepsTheWriteDeadline checks that Drain, and a BREAK's drain,
+// end at the deadline SetWriteDeadline gave the writes.
+func TestDrainKeepsTheWriteDeadline(t *testing.T) {
+	for _, op := range []struct {
+		name string
+		f    func(*Port) error
+	}{{"Drain", (*Port).Drain}, {"Break", func(p *Port) error { return p.Break(time.Millisecond) }}} {
+		r := newRecorder(DefaultConfig())
+		r.outq = []int32{64} // the device never takes the last 64 bytes
+		p := fakePort("/dev/ttyUSB0", DefaultConfig(), r)
+		if err := p.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- op.f(p) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrStalled) {
+				t.Errorf("%s after SetWriteDeadline = %v, want ErrStalled", op.name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s went on 5s past a deadline 50ms away", op.name) // it never returns: the recorder's queue never empties
+		}
 	}
 }
 

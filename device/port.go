@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,9 +39,6 @@ type Port struct {
 	markUntil time.Time   // the mark after a frame's break ends then (Write waits for it)
 	rt        int         // real-time priority for shaping: 0 not asked, 1 granted, -1 refused
 	sysRoot   string      // where sysfs is found: "/" but in tests
-
-	mu       sync.Mutex
-	deadline time.Time // the write deadline last set
 
 	// lineFree is when the bytes written so far have left the UART at the
 	// earliest: they cannot go faster than the line carries them. Used by
@@ -290,18 +286,13 @@ func (p *Port) SetWriteDeadline(t time.Time) error {
 	if p.closed.Load() {
 		return &Error{Op: "write", Path: p.path, Class: ErrClosed}
 	}
-	p.mu.Lock()
-	p.deadline = t
-	p.mu.Unlock()
 	p.file.SetWriteDeadline(t)
 	return nil
 }
 
-func (p *Port) writeDeadline() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.deadline
-}
+// writeDeadline is the deadline SetWriteDeadline set last, which the
+// descriptor keeps for its writes.
+func (p *Port) writeDeadline() time.Time { return p.file.writeDeadline() }
 
 // Read reads what the device sent. It blocks until at least one byte
 // arrives, the read timeout passes (0, nil), or the port is closed.
