@@ -16,6 +16,8 @@ import (
 )
 
 func demoCommand() *cli.Command {
+	demoRate := rateFlag()
+	demoRate.Value, demoRate.Category = 20, ""
 	return &cli.Command{
 		Name:      "demo",
 		Usage:     "show the whole data path on a built-in fake serial device, no hardware needed",
@@ -27,7 +29,7 @@ func demoCommand() *cli.Command {
 			"   framesend demo\n" +
 			"   framesend demo --rate 1000 --count 5000 --frame-size 16",
 		Flags: []cli.Flag{
-			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Value: 20, Usage: "frames per second; 0 = as fast as possible", EnvVars: env("rate")},
+			demoRate,
 			&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 60, Usage: "frames to send", EnvVars: envFor("demo", "count")},
 			frameSizeFlag(""),
 		},

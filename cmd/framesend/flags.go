@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,13 +35,51 @@ const (
 // serialFlags are the settings of every command that opens a port.
 func serialFlags() []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "serial device `PATH`, such as /dev/ttyUSB0 or /dev/serial/by-id/…", EnvVars: env("port"), Category: catSerial},
+		portFlag(),
 		&cli.IntFlag{Name: "baud", Aliases: []string{"b"}, Value: 115200, Usage: "line speed in bits per second", EnvVars: env("baud"), Category: catSerial},
-		&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "bits per character: 5, 6, 7 or 8", EnvVars: env("data-bits"), Category: catSerial},
-		&cli.StringFlag{Name: "parity", Value: "none", Usage: "none, odd, even, mark or space", EnvVars: env("parity"), Category: catSerial},
-		&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "1 or 2", EnvVars: env("stop-bits"), Category: catSerial},
+		dataBitsFlag(),
+		parityFlag(),
+		stopBitsFlag(),
 		&cli.BoolFlag{Name: "no-lock", Usage: "share the port: take no lock (flock) and leave it open to others (no TIOCEXCL), so other programs may open it and write to it too", EnvVars: env("no-lock"), Category: catSerial},
 	}, lineFlags()...)
+}
+
+// The flags below mean the same in every command that has them, so each is
+// declared once; a command changes only its usage line or its default
+// (doctor's --data-bits is the setting to check, not to set).
+
+func portFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "serial device `PATH`, such as /dev/ttyUSB0 or /dev/serial/by-id/…", EnvVars: env("port"), Category: catSerial}
+}
+
+func dataBitsFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "data-bits", Value: 8, Usage: "bits per character: 5, 6, 7 or 8", EnvVars: env("data-bits"), Category: catSerial}
+}
+
+func parityFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "parity", Value: "none", Usage: "none, odd, even, mark or space", EnvVars: env("parity"), Category: catSerial}
+}
+
+func stopBitsFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "1 or 2", EnvVars: env("stop-bits"), Category: catSerial}
+}
+
+// rateFlag is --rate, the frames per second of send and demo.
+func rateFlag() *cli.Float64Flag {
+	return &cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames}
+}
+
+// timeoutFlag is --timeout of a command that reads the port (listen,
+// loopback): how long it waits with nothing arriving. Its variable carries
+// the command's name (FRAMESEND_LISTEN_TIMEOUT), as its default and what
+// happens at the end differ.
+func timeoutFlag(command string, value time.Duration, usage string) *cli.DurationFlag {
+	return &cli.DurationFlag{Name: "timeout", Value: value, Usage: usage, EnvVars: envFor(command, "timeout"), Category: catFrames}
+}
+
+// jsonFlag is --json of a command that prints a report (ports, doctor).
+func jsonFlag(what string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "json", Usage: "print " + what + " as a JSON array", EnvVars: env("json")}
 }
 
 // openPort opens the port, locked unless --no-lock.

@@ -18,7 +18,7 @@ func listenCommand() *cli.Command {
 		frameSizeFlag(catFrames),
 		&cli.StringFlag{Name: "expect", Value: "none", Usage: "verify the stream: none, or counter (byte k is k mod 16, as send's counter source)", EnvVars: env("expect"), Category: catFrames},
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "stop after this many frames; 0 = until stopped", EnvVars: envFor("listen", "count"), Category: catFrames},
-		&cli.DurationFlag{Name: "timeout", Usage: "stop after this long with no data; 0 = wait for ever", EnvVars: envFor("listen", "timeout"), Category: catFrames},
+		timeoutFlag("listen", 0, "stop after this long with no data; 0 = wait for ever"),
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "hex", Usage: "how frames are printed: hex (timestamp, number, bytes), jsonl or raw", EnvVars: env("format"), Category: catOutput},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no frames, only the summary", EnvVars: env("quiet"), Category: catOutput},
 	)

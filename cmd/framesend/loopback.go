@@ -14,7 +14,7 @@ func loopbackCommand() *cli.Command {
 		frameSizeFlag(catFrames),
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Value: 1000, Usage: "counter frames to send and read back", EnvVars: envFor("loopback", "count"), Category: catFrames},
 		&cli.IntFlag{Name: "window", Value: 1, Usage: "frames in flight at once; 1 = each frame waits for the one before to come back, so latency is the bare round trip", EnvVars: env("window"), Category: catFrames},
-		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "give up when nothing comes back for this long", EnvVars: envFor("loopback", "timeout"), Category: catFrames},
+		timeoutFlag("loopback", 2*time.Second, "give up when nothing comes back for this long"),
 	)
 	return &cli.Command{
 		Name:      "loopback",

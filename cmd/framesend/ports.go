@@ -11,6 +11,20 @@ import (
 	"github.com/framesend/framesend/device"
 )
 
+// doctorFlags are doctor's: the port to check, and the character format
+// the user means to run it with, checked against what the port's UART can
+// do. They show under no category, as the serial flags of other commands
+// set things that doctor does not.
+func doctorFlags() []cli.Flag {
+	port, dataBits, parity, stopBits := portFlag(), dataBitsFlag(), parityFlag(), stopBitsFlag()
+	port.Usage, port.Category = "the serial device `PATH` to check", ""
+	const check = " you mean to use, checked against what the port's UART can do"
+	dataBits.Usage, dataBits.Category = "the data bits"+check, ""
+	parity.Usage, parity.Category = "the parity"+check, ""
+	stopBits.Usage, stopBits.Category = "the stop bits"+check, ""
+	return []cli.Flag{port, jsonFlag("the checks"), dataBits, parity, stopBits, rootFlag}
+}
+
 // rootFlag points ports and doctor at a fake system tree; tests use it.
 var rootFlag = &cli.StringFlag{Name: "root", Value: "/", Hidden: true, EnvVars: env("root")}
 
@@ -27,7 +41,7 @@ func portsCommand() *cli.Command {
 			"   framesend ports\n" +
 			"   framesend ports --json | jq -r '.[] | select(.vid == \"0403\") | .by_id[0]'",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print a JSON array", EnvVars: env("json")},
+			jsonFlag("the ports"),
 			rootFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -109,14 +123,7 @@ func doctorCommand() *cli.Command {
 			"   framesend doctor --port /dev/ttyUSB0\n" +
 			"   framesend doctor --port /dev/serial0 --json\n" +
 			"   framesend doctor --port /dev/serial0 --parity even --stop-bits 2",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "port", Aliases: []string{"p"}, Usage: "the serial device `PATH` to check", EnvVars: env("port")},
-			&cli.BoolFlag{Name: "json", Usage: "print a JSON array of checks", EnvVars: env("json")},
-			&cli.IntFlag{Name: "data-bits", Value: 8, Usage: "the data bits you mean to use, checked against what the port's UART can do", EnvVars: env("data-bits")},
-			&cli.StringFlag{Name: "parity", Value: "none", Usage: "the parity you mean to use, checked against what the port's UART can do", EnvVars: env("parity")},
-			&cli.IntFlag{Name: "stop-bits", Value: 1, Usage: "the stop bits you mean to use, checked against what the port's UART can do", EnvVars: env("stop-bits")},
-			rootFlag,
-		},
+		Flags: doctorFlags(),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err

@@ -26,7 +26,7 @@ func sendCommand() *cli.Command {
 		&cli.StringFlag{Name: "allow-from", Usage: "udp: accept datagrams only from these `CIDRs` (comma-separated); others are dropped and counted", EnvVars: env("allow-from"), Category: catSource},
 		frameSizeFlag(catFrames),
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
-		&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "frames per second; 0 = as fast as the device takes them", EnvVars: env("rate"), Category: catFrames},
+		rateFlag(),
 		&cli.IntFlag{Name: "batch", Usage: "whole frames per write call at most; 0 = automatic (coalesce ready frames up to 4 KiB unpaced, one frame paced)", EnvVars: env("batch"), Category: catFrames},
 		&cli.StringFlag{Name: "queue", Value: "1MiB", Usage: "room between source and sender: a `SIZE` with its unit (4MiB, 512KiB, 65536B) or a number of frames (10000); when it is full the source is held back, or udp datagrams are dropped (--overflow)", EnvVars: env("queue"), Category: catFrames},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, Usage: "on a stop, how long queued frames are still sent", EnvVars: env("drain-timeout"), Category: catFrames},
