@@ -38,7 +38,9 @@ func main() {
 	udpTo := flag.String("udp-send", "", "internal: be the UDP sender, to this address")
 	udpN := flag.Int("udp-n", 0, "internal: the UDP sender's datagram count")
 	udpRate := flag.Float64("udp-rate", 0, "internal: the UDP sender's rate (0: as fast as it can)")
-	only := flag.String("only", "", "measure only these rows: udp, mqtt, line (comma-separated)")
+	only := flag.String("only", "", "measure only these rows: udp, mqtt, line, batch1 (comma-separated)")
+	against := flag.String("against", "", "batch1 rows: also measure this older framesend binary")
+	frames := flag.Int64("frames", 300_000, "batch1 rows: frames a run")
 	flag.Parse()
 	if *udpTo != "" {
 		if err := udpSender(*udpTo, *udpN, *udpRate); err != nil {
@@ -48,7 +50,7 @@ func main() {
 		return
 	}
 	if *only != "" {
-		if err := measureOnly(*framesend, *only, *out); err != nil {
+		if err := measureOnly(*framesend, *only, *out, *against, *runs, *frames); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -93,6 +95,9 @@ func counter(n int) []byte { return pipeline.AppendCounter(nil, 0, n) }
 type result struct {
 	wall time.Duration // start of the process to the last byte at the far end
 	cpu  time.Duration // the process's user + system time
+
+	user, sys   time.Duration // cpu's two parts
+	vcsw, ivcsw int64         // voluntary and involuntary context switches
 }
 
 // runOne starts argv, reads the far end until want bytes have come and
@@ -116,8 +121,8 @@ func runOne(fake *ptyfake.PTY, want int64, argv []string, stdin io.Reader) (resu
 		return result{}, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), werr, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return result{wall: wall, cpu: cpu}, nil
+	user, sys := time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+	return result{wall: wall, cpu: user + sys, user: user, sys: sys, vcsw: ru.Nvcsw, ivcsw: ru.Nivcsw}, nil
 }
 
 // readCounter reads want bytes of the counter stream from the fake.

@@ -368,7 +368,7 @@ func slowBurst(self, framesend string, n int) (slowCounts, error) {
 
 // measureOnly runs some of the rows alone (bench -only udp,mqtt), for
 // working on them without the three-minute run.
-func measureOnly(framesend, only, outPath string) error {
+func measureOnly(framesend, only, outPath, against string, runs int, frames int64) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -382,8 +382,10 @@ func measureOnly(framesend, only, outPath string) error {
 			err = mqttRows(&t, framesend, 5)
 		case "line":
 			err = lineRows(&t)
+		case "batch1":
+			err = batch1Rows(&t, self, framesend, against, runs, frames)
 		default:
-			err = fmt.Errorf("-only %q: use udp, mqtt or line", what)
+			err = fmt.Errorf("-only %q: use udp, mqtt, line or batch1", what)
 		}
 		if err != nil {
 			return err
