@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/source"
@@ -37,6 +38,39 @@ func benchRun(b *testing.B, fs, batch int, rate float64) {
 		b.Fatalf("sent %d frames (%d bytes), want %d", st.Frames, w.n, b.N)
 	}
 	b.ReportMetric(float64(st.Writes)/float64(b.N), "writes/frame")
+}
+
+// deadlineCounter is countingWriter with write deadlines, as a serial
+// port has: the sender then arms a deadline around its writes.
+type deadlineCounter struct {
+	countingWriter
+	deadline time.Time
+}
+
+func (w *deadlineCounter) SetWriteDeadline(t time.Time) error {
+	w.deadline = t
+	return nil
+}
+
+// BenchmarkCounterBatch1Deadline is BenchmarkCounterBatch1 on a writer with
+// deadlines: what arming them costs per write.
+func BenchmarkCounterBatch1Deadline(b *testing.B) {
+	cfg := pipeline.DefaultConfig()
+	cfg.FrameSize = 7
+	cfg.Batch = 1
+	cfg.Count = int64(b.N)
+	cfg.WriteTimeout = 10 * time.Second // send's default
+	w := &deadlineCounter{}
+	b.SetBytes(7)
+	b.ReportAllocs()
+	b.ResetTimer()
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.Frames != int64(b.N) || w.n != int64(b.N*7) {
+		b.Fatalf("sent %d frames (%d bytes), want %d", st.Frames, w.n, b.N)
+	}
 }
 
 func BenchmarkCounterBatch1(b *testing.B)  { benchRun(b, 7, 1, 0) }

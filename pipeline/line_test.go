@@ -24,6 +24,9 @@ type deadlineWriter struct {
 	taken     int
 	hangDrain bool
 	perByte   time.Duration // how long each byte takes, as a slow line
+	holdEvery int           // after every holdEvery bytes, take nothing for hold
+	hold      time.Duration
+	heldUntil time.Time
 
 	before, after, writes int // FrameShaper calls, and Write calls
 	shape                 bool
@@ -45,11 +48,14 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		w.mu.Lock()
-		full := w.limit >= 0 && w.taken >= w.limit
+		full := w.limit >= 0 && w.taken >= w.limit || time.Now().Before(w.heldUntil)
 		dl := w.deadline
 		if !full {
 			w.taken++
 			n++
+			if w.holdEvery > 0 && w.taken%w.holdEvery == 0 {
+				w.heldUntil = time.Now().Add(w.hold)
+			}
 		}
 		w.mu.Unlock()
 		if !dl.IsZero() && time.Now().After(dl) && n < len(p) {
@@ -133,6 +139,51 @@ func TestHungDrainEndsTheRun(t *testing.T) {
 		}
 		if st.Frames != 10 {
 			t.Errorf("frames = %d, want 10", st.Frames)
+		}
+	}
+}
+
+// At one frame per write, most write calls run under a deadline armed some
+// calls before, which may have passed: a write that then waits for the
+// device is not a stall until it has waited the whole write timeout.
+func TestPausingWriterIsNotStalledAtOneFramePerWrite(t *testing.T) {
+	// The device holds for 60 ms after every 5 frames: 12 holds, 720 ms
+	// in all, each shorter than the 100 ms write timeout.
+	w := &deadlineWriter{limit: -1, holdEvery: 5 * 7, hold: 60 * time.Millisecond}
+	cfg := pipeline.DefaultConfig()
+	cfg.Count = 60
+	cfg.Batch = 1
+	cfg.WriteTimeout = 100 * time.Millisecond
+	st, err := pipeline.Run(context.Background(), w, cfg)
+	if err != nil || st.Frames != 60 {
+		t.Fatalf("Run = %d frames, %v; want 60 frames, nil", st.Frames, err)
+	}
+}
+
+// A device that stops taking data in the middle of a run of one-frame
+// writes (on a call that did not read the clock) ends the run with the
+// stall error, after the whole write timeout and not before.
+func TestStalledWriteAtOneFramePerWrite(t *testing.T) {
+	for _, frames := range []int{1, 16, 21, 40} {
+		w := &deadlineWriter{limit: 7 * frames}
+		cfg := pipeline.DefaultConfig()
+		cfg.Batch = 1
+		cfg.WriteTimeout = 150 * time.Millisecond
+		start := time.Now()
+		st, err := pipeline.Run(context.Background(), w, cfg)
+		took := time.Since(start)
+		var se *pipeline.StallError
+		if !errors.As(err, &se) || se.Op != "write" || se.DuringStop {
+			t.Fatalf("stall after %d frames: Run = %v, want a write *StallError", frames, err)
+		}
+		if st.Frames != int64(frames) {
+			t.Errorf("stall after %d frames: frames = %d, want %d", frames, st.Frames, frames)
+		}
+		if took < cfg.WriteTimeout {
+			t.Errorf("stall after %d frames: reported after %v, before the %v write timeout", frames, took, cfg.WriteTimeout)
+		}
+		if took > 5*time.Second {
+			t.Errorf("hang-guard: stall after %d frames: Run took %v", frames, took)
 		}
 	}
 }

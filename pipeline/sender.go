@@ -35,7 +35,9 @@ type sender struct {
 
 	bound     bound       // the writer's deadlines
 	rearmAt   time.Time   // arm keeps the deadline until then
-	callStart time.Time   // when the write call in progress began
+	callStart time.Time   // when the write call in progress began, if clocked
+	clocked   bool        // arm read the clock for the write call in progress
+	unclocked int         // write calls arm still lets go without the clock
 	shaper    FrameShaper // nil unless the writer shapes every frame
 }
 

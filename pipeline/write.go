@@ -114,6 +114,7 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 		}
 		s.stats.Reconnects++
 		s.cfg.Live.reconnects.Add(1)
+		s.armAfresh() // the port opened again has no deadline yet
 		if n > done {
 			s.stats.Resent++ // part of this frame reached the old device
 		}
@@ -129,17 +130,34 @@ func (s *sender) count(n int) {
 	s.cfg.Live.bytes.Add(int64(n))
 }
 
+// armEvery is how many write calls in a row share one reading of the clock.
+// At one frame per write a reading (time.Now, about 60 ns in a virtual
+// machine) was most of what framesend added to the write(2) itself.
+const armEvery = 16
+
 // arm sets the writer's deadline for a write or drain of rest bytes: the
 // write timeout plus the time the bytes take on the line. Resetting a
 // deadline costs about as much as a small write, so a deadline still at
 // least half the timeout away is kept; retry makes up for it, so a stall is
 // still reported only after the whole timeout without progress.
+//
+// Only every armEvery-th call reads the clock; the calls in between keep
+// the deadline as it is, even if it has passed. That matters only to a
+// write that has to wait for the device, and retry gives such a write a
+// fresh deadline instead of calling it a stall, since when it began is not
+// known.
 func (s *sender) arm(rest int) error {
 	if s.bound.dw == nil || s.cfg.WriteTimeout <= 0 {
 		return nil // no deadline but the stop's, which stopAt sets
 	}
+	if s.unclocked > 0 {
+		s.unclocked--
+		s.clocked = false
+		return nil
+	}
+	s.unclocked = armEvery - 1
 	now := time.Now()
-	s.callStart = now
+	s.callStart, s.clocked = now, true
 	if now.Before(s.rearmAt) {
 		return nil
 	}
@@ -154,12 +172,15 @@ func (s *sender) retry(n int, err error) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) || s.bound.duringStop() {
 		return false
 	}
-	if n > 0 || time.Since(s.callStart) < s.cfg.WriteTimeout {
-		s.rearmAt = time.Time{}
+	if n > 0 || !s.clocked || time.Since(s.callStart) < s.cfg.WriteTimeout {
+		s.armAfresh()
 		return true
 	}
 	return false
 }
+
+// armAfresh makes the next arm read the clock and set a new deadline.
+func (s *sender) armAfresh() { s.rearmAt, s.unclocked = time.Time{}, 0 }
 
 // stalled turns a deadline error of op into a *StallError; other errors
 // pass unchanged.
@@ -177,7 +198,7 @@ func (s *sender) stalled(op string, err error) error {
 // largest batch.
 func (s *sender) drain() error {
 	if d, ok := s.w.(DeadlineDrainer); ok {
-		s.rearmAt = time.Time{} // a drain gets a deadline of its own
+		s.armAfresh() // a drain gets a deadline of its own
 		if err := s.arm(s.maxW); err != nil {
 			return err
 		}
@@ -196,7 +217,7 @@ func (s *sender) drain() error {
 // deadline, reconnecting a writer that went away in between.
 func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
 	for {
-		s.rearmAt = time.Time{} // a break or gap gets a deadline of its own
+		s.armAfresh() // a break or gap gets a deadline of its own
 		if err := s.arm(s.fs); err != nil {
 			return err
 		}
