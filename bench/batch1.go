@@ -59,7 +59,7 @@ var perfEvents = []perfEvent{
 
 // batch1Rows measures raw write(2) of 7 bytes, framesend --batch 1 and
 // framesend with default batching, and the same two for against if it is
-// set (an older framesend binary), frames frames each.
+// set (other framesend binaries, comma-separated), frames frames each.
 func batch1Rows(t *strings.Builder, self, framesend, against string, rounds int, frames int64) error {
 	fake, err := ptyfake.New(ptyfake.Options{})
 	if err != nil {
@@ -76,11 +76,14 @@ func batch1Rows(t *strings.Builder, self, framesend, against string, rounds int,
 		{name: "framesend --batch 1", argv: send(framesend, n, "--batch", "1"), one: send(framesend, "1", "--batch", "1")},
 		{name: "framesend (default batching)", argv: send(framesend, n), one: send(framesend, "1")},
 	}
-	if against != "" {
-		name := filepath.Base(against)
+	for _, bin := range strings.Split(against, ",") {
+		if bin == "" {
+			continue
+		}
+		name := filepath.Base(bin)
 		cases = append(cases,
-			&perCase{name: name + " --batch 1", argv: send(against, n, "--batch", "1"), one: send(against, "1", "--batch", "1")},
-			&perCase{name: name + " (default batching)", argv: send(against, n), one: send(against, "1")})
+			&perCase{name: name + " --batch 1", argv: send(bin, n, "--batch", "1"), one: send(bin, "1", "--batch", "1")},
+			&perCase{name: name + " (default batching)", argv: send(bin, n), one: send(bin, "1")})
 	}
 	for _, c := range cases {
 		c.frames = frames

@@ -39,7 +39,7 @@ func main() {
 	udpN := flag.Int("udp-n", 0, "internal: the UDP sender's datagram count")
 	udpRate := flag.Float64("udp-rate", 0, "internal: the UDP sender's rate (0: as fast as it can)")
 	only := flag.String("only", "", "measure only these rows: udp, mqtt, line, batch1 (comma-separated)")
-	against := flag.String("against", "", "batch1 rows: also measure this older framesend binary")
+	against := flag.String("against", "", "batch1 rows: also measure these framesend binaries (comma-separated), such as an older build")
 	frames := flag.Int64("frames", 300_000, "batch1 rows: frames a run")
 	flag.Parse()
 	if *udpTo != "" {
