@@ -31,7 +31,12 @@ type perCase struct {
 	argv, one  []string // n frames; one frame (its start-up cost)
 	runs, ones []result
 	counts     []map[string]float64 // perf stat, per round
+	samples    []cpuSplit           // perf record, per round
 }
+
+// cpuSplit is a run's CPU time in user space and in the kernel, from
+// perf record's cpu-clock samples.
+type cpuSplit struct{ user, kernel time.Duration }
 
 // perfEvent is one perf stat event, with an optional filter.
 type perfEvent struct {
@@ -123,6 +128,22 @@ func batch1Rows(t *strings.Builder, self, framesend, against string, rounds int,
 			fmt.Fprintf(os.Stderr, "batch1: perf stat round %d/%d done\n", i+1, rounds)
 		}
 	}
+	// Pass 3: user-space and kernel CPU from perf record's samples, which
+	// split them far more finely than rusage's clock ticks.
+	sampled := events != nil && perfRecordWorks()
+	if sampled {
+		for i := range rounds {
+			for k := range cases {
+				c := cases[(i+k)%len(cases)]
+				sp, err := perfSampleRun(fake, c.frames*7, c.argv)
+				if err != nil {
+					return err
+				}
+				c.samples = append(c.samples, sp)
+			}
+			fmt.Fprintf(os.Stderr, "batch1: perf record round %d/%d done\n", i+1, rounds)
+		}
+	}
 	loadAfter := loadavg()
 
 	fmt.Fprintf(t, "\n--batch 1 against raw write(2), %d frames a run, the same pty and far-end reader, median of %d interleaved rounds; load average %s before, %s after\n\n",
@@ -163,6 +184,17 @@ func batch1Rows(t *strings.Builder, self, framesend, against string, rounds int,
 	if len(events) == 0 {
 		fmt.Fprintf(t, "\nperf stat counts not measured: %s\n", why)
 		return nil
+	}
+	if sampled {
+		fmt.Fprintf(t, "\nperf record -e cpu-clock -c %d (one sample every %v of CPU), median of %d rounds: where each frame's CPU goes\n\n", samplePeriod, time.Duration(samplePeriod), rounds)
+		fmt.Fprintf(t, "| case | user space/frame | kernel/frame | user space − raw write(2)'s, per frame |\n|---|---|---|---|\n")
+		perFrame := func(c *perCase, f func(cpuSplit) time.Duration) float64 {
+			return medianF(c.samples, func(sp cpuSplit) float64 { return float64(f(sp)) / float64(c.frames) })
+		}
+		user := func(sp cpuSplit) time.Duration { return sp.user }
+		for _, c := range cases {
+			fmt.Fprintf(t, "| %s | %.1f ns | %.1f ns | %+.1f ns |\n", c.name, perFrame(c, user), perFrame(c, func(sp cpuSplit) time.Duration { return sp.kernel }), perFrame(c, user)-perFrame(raw, user))
+		}
 	}
 	fmt.Fprintf(t, "\nperf stat, per frame (median of %d rounds)", rounds)
 	if why != "" {
@@ -316,4 +348,54 @@ func perfRun(fake *ptyfake.PTY, want int64, argv []string, events []perfEvent) (
 		return nil, err
 	}
 	return parsePerfStat(out.Name(), events)
+}
+
+// samplePeriod is perf record's cpu-clock period, in nanoseconds.
+const samplePeriod = 50_000
+
+func perfRecordWorks() bool {
+	dir, err := os.MkdirTemp("", "framesend-perf-*")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "perf.data")
+	return exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-c", strconv.Itoa(samplePeriod), "-o", data, "--", "true").Run() == nil
+}
+
+// perfSampleRun runs argv under perf record and splits its CPU time
+// between user space (the program, the vDSO) and the kernel.
+func perfSampleRun(fake *ptyfake.PTY, want int64, argv []string) (cpuSplit, error) {
+	dir, err := os.MkdirTemp("", "framesend-perf-*")
+	if err != nil {
+		return cpuSplit{}, err
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, "perf.data")
+	rec := append([]string{"perf", "record", "-q", "-e", "cpu-clock", "-c", strconv.Itoa(samplePeriod), "-o", data, "--"}, argv...)
+	if _, err := runOne(fake, want, rec, nil); err != nil {
+		return cpuSplit{}, err
+	}
+	out, err := exec.Command("perf", "report", "-i", data, "-n", "--sort", "dso", "--stdio").Output()
+	if err != nil {
+		return cpuSplit{}, fmt.Errorf("perf report: %v", err)
+	}
+	var sp cpuSplit
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		d := time.Duration(n * samplePeriod)
+		if strings.HasPrefix(f[2], "[kernel") {
+			sp.kernel += d
+		} else {
+			sp.user += d
+		}
+	}
+	return sp, nil
 }
