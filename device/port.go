@@ -368,10 +368,21 @@ func (p *Port) drainBy(deadline time.Time) error {
 	return nil
 }
 
-// settle blocks until the bytes written so far have left the line: the
-// kernel's queue drained and, since bytes cannot leave faster than the line
-// carries them, at least their line time after they were written.
-func (p *Port) settle() error {
+// settle starts the shaping around a frame (op names it in errors): on the
+// shaping thread (see ShapeFrames), it blocks until the bytes written so far
+// have left the line: the kernel's queue drained and, since bytes cannot
+// leave faster than the line carries them, at least their line time after
+// they were written.
+func (p *Port) settle(op string) error {
+	if p.closed.Load() {
+		return &Error{Op: op, Path: p.path, Class: ErrClosed}
+	}
+	if p.rt == 0 {
+		p.rt = -1
+		if precise.RealTime() {
+			p.rt = 1
+		}
+	}
 	if err := p.drainBy(p.writeDeadline()); err != nil {
 		return err
 	}
@@ -394,26 +405,13 @@ func (p *Port) ShapeFrames() bool { return p.config.FrameBreak > 0 || p.config.G
 // priority (false before the first shaped frame, or if refused).
 func (p *Port) RealTime() bool { return p.rt > 0 }
 
-func (p *Port) shapeThread() {
-	if p.rt == 0 {
-		p.rt = -1
-		if precise.RealTime() {
-			p.rt = 1
-		}
-	}
-}
-
 // BeforeFrame sends the BREAK and the mark-after-break that precede every
 // frame (DMX512), once the previous frame has left the line.
 func (p *Port) BeforeFrame() error {
 	if p.config.FrameBreak <= 0 {
 		return nil
 	}
-	if p.closed.Load() {
-		return &Error{Op: "break", Path: p.path, Class: ErrClosed}
-	}
-	p.shapeThread()
-	if err := p.settle(); err != nil {
+	if err := p.settle("break"); err != nil {
 		return err
 	}
 	if err := p.breakNow(p.config.FrameBreak); err != nil {
@@ -431,11 +429,7 @@ func (p *Port) AfterFrame() error {
 	if p.config.Gap <= 0 {
 		return nil
 	}
-	if p.closed.Load() {
-		return &Error{Op: "drain", Path: p.path, Class: ErrClosed}
-	}
-	p.shapeThread()
-	if err := p.settle(); err != nil {
+	if err := p.settle("drain"); err != nil {
 		return err
 	}
 	precise.SleepSpin(p.config.Gap)
