@@ -36,6 +36,9 @@ func TestLineFlagsBadInput(t *testing.T) {
 		{[]string{"send", "--port", p, "--baud", "250000", "--stop-bits", "2", "--frame-size", "513", "--frame-break", "1ms", "--rate", "44"}, 2, []string{"--frame-break 1ms", "longer than the frame period 22.727ms"}},
 		{[]string{"send", "--port", p, "--frame-break", "30ms", "--rate", "44"}, 2, []string{"--frame-break 30ms", "frame period"}},
 		{[]string{"send", "--port", p, "--write-timeout", "-1s"}, 2, []string{"--write-timeout -1s"}},
+		// doctor checks its flags before any check, with or without --port.
+		{[]string{"doctor", "--parity", "purple"}, 2, []string{`--parity "purple" is not supported`}},
+		{[]string{"doctor", "--port", p, "--data-bits", "4"}, 2, []string{"--data-bits 4 is out of range"}},
 		// Run-time refusals by the fake's driver: exit 1, one line.
 		{[]string{"send", "--port", p, "--dtr", "on", "--count", "1"}, 1, []string{p, "no modem control lines", "leave --dtr, --rts and --reset-seq out"}},
 		{[]string{"send", "--port", p, "--reset-seq", "D0|R1|W0.01|D1|R0", "--count", "1"}, 1, []string{p, "no modem control lines"}},

@@ -128,20 +128,21 @@ func doctorCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
+			// The flags are checked before any check runs, port or not.
+			parity, err := device.ParseParity(c.String("parity"))
+			if err != nil {
+				return usageError{err}
+			}
+			want := device.Config{Baud: 9600, DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
+			if err := want.Validate(); err != nil {
+				return usageError{err}
+			}
 			sys := device.ThisSystem()
 			sys.Root = c.String("root")
 			checks := device.Doctor(sys, c.String("port"))
 			// The line is looked at only on a port that is one.
 			portOK := len(checks) > 0 && checks[0].Name == "port" && checks[0].Status != device.Fail
 			if port := c.String("port"); port != "" && portOK {
-				parity, err := device.ParseParity(c.String("parity"))
-				if err != nil {
-					return usageError{err}
-				}
-				want := device.Config{Baud: 9600, DataBits: c.Int("data-bits"), Parity: parity, StopBits: c.Int("stop-bits")}
-				if err := want.Validate(); err != nil {
-					return usageError{err}
-				}
 				checks = append(checks, device.LineChecks(sys, port, &want)...)
 			}
 			failed := 0
