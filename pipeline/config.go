@@ -46,8 +46,13 @@ type Partial string
 
 // Partial-frame policies.
 const (
-	PartialPad   Partial = "pad"   // fill with Config.Pad
-	PartialDrop  Partial = "drop"  // discard the short frame, and count it
+	PartialPad Partial = "pad" // fill with Config.Pad
+	// PartialDrop discards the short frame, and counts it. A datagram that
+	// wants an acknowledgement and ends in a dropped short frame is
+	// acknowledged once the frames before it are written: it is done
+	// with, as the policy says, and holding its ack would make an MQTT
+	// broker redeliver it only to have its tail dropped again.
+	PartialDrop  Partial = "drop"
 	PartialError Partial = "error" // stop the run with ErrPartialFrame
 )
 
@@ -68,9 +73,14 @@ var ErrPartialFrame = errors.New("short frame")
 // Config is what Run needs beyond the writer. Start from DefaultConfig.
 type Config struct {
 	Source    Source
-	FrameSize int     // bytes per frame, 1 to MaxFrameSize
-	Count     int64   // frames to send; 0 = until the source ends or ctx is done
-	Rate      float64 // frames per second; 0 = as fast as the writer takes them
+	FrameSize int // bytes per frame, 1 to MaxFrameSize
+	// Count is the frames to send; 0 = until the source ends or ctx is
+	// done. Nothing past the count is framed (a short frame after it is
+	// not padded, dropped or an error) or acknowledged. The packager may
+	// read up to a block past it where it cannot tell how many frames a
+	// datagram makes; what it read is counted in Stats.Unsent.
+	Count int64
+	Rate  float64 // frames per second; 0 = as fast as the writer takes them
 	// Batch is the most whole frames per write call. 0 = automatic: up to
 	// WriteSize bytes of ready frames when unpaced, one frame when paced.
 	Batch int

@@ -82,17 +82,13 @@ func FuzzSenderFraming(f *testing.F) {
 			}
 		}
 		var want []byte
-		var wantFrames, wantShort int64
+		var wantFrames, wantShort, wantPadded int64
 		var wantErr bool
-		ackAt := map[int]int{} // datagram → bytes written once all of it is
-		// Datagrams that end in a short frame dropped: the packager, ahead
-		// of the sender, may drop (and ack) them past the count too.
-		dropped := map[int]bool{}
-		for _, fr := range model {
-			for _, i := range fr.ends {
-				dropped[i] = fr.short && partial == pipeline.PartialDrop
-			}
-		}
+		// Datagram → bytes written once it is done with: all its frames
+		// written, its short tail included unless the policy dropped it.
+		// A datagram whose bytes past the count were never framed is not
+		// done with, and is never acked.
+		ackAt := map[int]int{}
 		for _, fr := range model {
 			if count > 0 && wantFrames == int64(count) {
 				break
@@ -101,13 +97,14 @@ func FuzzSenderFraming(f *testing.F) {
 				switch partial {
 				case pipeline.PartialDrop:
 					wantShort++
-					continue
 				case pipeline.PartialError:
+					wantShort++
 					wantErr = true
 				case pipeline.PartialPad:
 					want = append(want, fr.b...)
 					want = append(want, bytes.Repeat([]byte{pad}, size-len(fr.b))...)
 					wantFrames++
+					wantPadded++
 				}
 				if wantErr {
 					break
@@ -141,51 +138,72 @@ func FuzzSenderFraming(f *testing.F) {
 		st, err := pipeline.Run(context.Background(), rec, cfg)
 		got := rec.Bytes()
 		desc := fmt.Sprintf("%d bytes in %d datagrams, frame %d, %s, %s, count %d", len(data), len(datagrams), size, align, partial, count)
-		if wantErr {
-			// The packager runs ahead of the sender: with a count, the
-			// short frame may be met after the count is reached.
-			if !errors.Is(err, pipeline.ErrPartialFrame) && (count == 0 || err != nil) {
-				t.Fatalf("%s: Run = %v, want ErrPartialFrame", desc, err)
-			}
-			if !bytes.HasPrefix(want, got) {
-				t.Fatalf("%s: sent %d bytes, not a prefix of the %d before the short frame", desc, len(got), len(want))
-			}
-			return
-		}
-		if err != nil {
-			if count > 0 && errors.Is(err, pipeline.ErrPartialFrame) && partial == pipeline.PartialError && bytes.Equal(got, want) {
-				return // met the short frame just after the count, as above
-			}
-			t.Fatalf("%s: Run = %v", desc, err)
+		// Nothing past the count is framed, so a short frame after it is
+		// neither padded, dropped nor an error.
+		if wantErr != errors.Is(err, pipeline.ErrPartialFrame) || (err != nil && !wantErr) {
+			t.Fatalf("%s: Run = %v, want a partial-frame error: %v", desc, err, wantErr)
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s: sent %d bytes (first difference at %d), want %d", desc, len(got), firstDiffAt(got, want), len(want))
 		}
-		if st.Frames != wantFrames {
-			t.Fatalf("%s: frames = %d, want %d", desc, st.Frames, wantFrames)
+		if st.Frames != wantFrames || st.Short != wantShort || st.Padded != wantPadded {
+			t.Fatalf("%s: frames %d, short %d, padded %d; want %d, %d, %d", desc, st.Frames, st.Short, st.Padded, wantFrames, wantShort, wantPadded)
 		}
-		if count == 0 && st.Short != wantShort {
-			t.Fatalf("%s: short = %d, want %d", desc, st.Short, wantShort)
+
+		// Every datagram read is written or counted: as the frames it
+		// becomes, under AlignDatagram; as a stream of bytes, under
+		// AlignStream. The packager may read past the count, never past
+		// the source's end.
+		if st.Datagrams > int64(len(datagrams)) || count == 0 && st.Datagrams != int64(len(datagrams)) {
+			t.Fatalf("%s: %d datagrams read, of %d", desc, st.Datagrams, len(datagrams))
 		}
+		var frames, bytesIn int64
+		for _, d := range datagrams[:st.Datagrams] {
+			bytesIn += int64(len(d))
+			frames += int64(len(d) / size)
+			if len(d)%size != 0 && partial == pipeline.PartialPad {
+				frames++
+			}
+		}
+		wantCut := int64(-1) // not known from the stats alone
+		if align == pipeline.AlignStream {
+			frames, wantCut = bytesIn/int64(size)+wantPadded, bytesIn%int64(size)
+			if wantPadded+wantShort > 0 {
+				wantCut = 0 // the tail was framed
+			}
+		} else if partial == pipeline.PartialPad {
+			wantCut = 0
+		}
+		if st.Frames+st.Unsent != frames || wantCut >= 0 && st.Cut != wantCut {
+			t.Fatalf("%s: frames %d + unsent %d, cut %d bytes, for %d datagrams read (%d bytes): want %d frames in all and %d cut",
+				desc, st.Frames, st.Unsent, st.Cut, st.Datagrams, bytesIn, frames, wantCut)
+		}
+		if (st.Unsent > 0 || st.Cut > 0) != (st.UnsentReason != "") {
+			t.Fatalf("%s: unsent %d, cut %d, reason %q", desc, st.Unsent, st.Cut, st.UnsentReason)
+		}
+		if count == 0 && !wantErr && (st.Unsent != 0 || st.Cut != 0) {
+			t.Fatalf("%s: unsent %d, cut %d, with the whole source sent", desc, st.Unsent, st.Cut)
+		}
+
 		if !acks {
 			return
 		}
-		for k, i := range fired {
-			if k > 0 && i <= fired[k-1] {
-				t.Fatalf("%s: ack for datagram %d after the one for %d", desc, i, fired[k-1])
-			}
-			if at, ok := ackAt[i]; ok && firedAt[k] < at {
-				t.Fatalf("%s: datagram %d acked with %d bytes written, before its end at %d", desc, i, firedAt[k], at)
-			}
-			if _, ok := ackAt[i]; !ok && !dropped[i] && count > 0 {
-				t.Fatalf("%s: datagram %d acked, but the count stopped the run before its end", desc, i)
+		// Acks fire in order, once a datagram is done with, for exactly
+		// the datagrams done with: under either alignment, one that ends
+		// in a short frame the policy dropped is done with once the frames
+		// before it are written.
+		var wantFired []int
+		for i := range datagrams {
+			if _, ok := ackAt[i]; ok {
+				wantFired = append(wantFired, i)
 			}
 		}
-		// Every datagram wholly written is acked (one whose end was a
-		// dropped short frame was not wholly written).
-		for i := range ackAt {
-			if count == 0 && !slices.Contains(fired, i) {
-				t.Fatalf("%s: datagram %d was written, up to byte %d, and never acked", desc, i, ackAt[i])
+		if !slices.Equal(fired, wantFired) {
+			t.Fatalf("%s: acked %v, want %v", desc, fired, wantFired)
+		}
+		for k, i := range fired {
+			if firedAt[k] < ackAt[i] {
+				t.Fatalf("%s: datagram %d acked with %d bytes written, before its end at %d", desc, i, firedAt[k], ackAt[i])
 			}
 		}
 	})

@@ -17,10 +17,10 @@ type packager struct {
 	// Written by the packager goroutine, read after it exits.
 	datagrams int64
 	dropped   int64
-	unsent    int64 // frames read but never queued: a stop came first
-	cut       int64
+	unqueued  *Block    // read but never queued: the sender stopped first
 	warn      warnLimit // for the queue-full warning
 	unwarned  int64
+	open      int // bytes of a datagram that goes on in the next block
 }
 
 func newPackager(cfg Config, q *queue, pool chan *Block, blockSize int) *packager {
@@ -44,10 +44,16 @@ func (p *packager) run(ctx context.Context) error {
 		// read in small steps.
 		streamLimit = min(streamLimit, max(1, int(p.cfg.Rate/100))*fs)
 	}
-	// Under AlignStream, Count frames are exactly Count*fs bytes: take no
-	// more from the source than that.
+	// Take no more from the source than Count frames need. Under
+	// AlignStream they are exactly Count*fs bytes. Under AlignDatagram,
+	// when nothing is dropped, the datagrams queued make a known number of
+	// frames, and those frames at least Count*fs bytes (unless short tails
+	// are dropped). A datagram source may still overshoot with what one
+	// Fill adds: the sender stops at Count, and counts the rest as unsent.
 	limited := p.cfg.Count > 0 && p.cfg.Align == AlignStream
 	remaining := p.cfg.Count * int64(fs)
+	counted := p.cfg.Count > 0 && p.cfg.Align == AlignDatagram && p.cfg.Overflow == OverflowBlock
+	framesLeft := p.cfg.Count
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -57,11 +63,15 @@ func (p *packager) run(ctx context.Context) error {
 		if limited && int64(limit) > remaining {
 			limit = int(remaining)
 		}
-		// A datagram source may overshoot the limit with one datagram;
-		// the sender stops at Count.
+		if counted && p.cfg.Partial != PartialDrop {
+			limit = int(min(int64(limit), framesLeft*int64(fs)))
+		}
 		b.reset(limit)
 		err := p.cfg.Source.Fill(ctx, b)
 		remaining -= int64(b.Len())
+		if counted {
+			framesLeft -= p.frames(b)
+		}
 		if p.kernel != nil {
 			p.cfg.Live.kernelDropped.Store(p.kernel.KernelDropped())
 		}
@@ -78,10 +88,22 @@ func (p *packager) run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			return err
-		case limited && remaining <= 0:
+		case limited && remaining <= 0, counted && framesLeft <= 0:
 			return nil
 		}
 	}
+}
+
+// frames returns how many frames b's datagrams make under AlignDatagram,
+// counting a datagram in pieces, whole, in the block of its last piece.
+func (p *packager) frames(b *Block) int64 {
+	n, start := int64(0), 0
+	for _, e := range b.ends {
+		n += int64(datagramFrames(p.open+int(e)-start, p.cfg.FrameSize, p.cfg.Partial))
+		p.open, start = 0, int(e)
+	}
+	p.open += b.Len() - start
+	return n
 }
 
 func (p *packager) get() *Block {
@@ -114,9 +136,7 @@ func (p *packager) send(ctx context.Context, b *Block) error {
 	b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
 	res, err := p.q.put(b, p.cfg.Overflow, p.cfg.FrameSize, p.cfg.Align)
 	if err != nil {
-		p.unsent += int64(b.Len() / p.cfg.FrameSize)
-		p.cut += int64(b.Len() % p.cfg.FrameSize)
-		p.put(b)
+		p.unqueued = b // counted as unsent once the sender is done
 		return err
 	}
 	if res.dropped > 0 {
@@ -125,7 +145,6 @@ func (p *packager) send(ctx context.Context, b *Block) error {
 	for _, r := range res.recycle {
 		p.put(r)
 	}
-	p.cfg.Live.queued.Store(int64(p.q.queued()))
 	return nil
 }
 

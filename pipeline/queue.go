@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // queue is the bounded queue between the packager and the sender. It is
@@ -21,7 +22,8 @@ type queue struct {
 	head   int
 	bytes  int // charged bytes queued
 	limit  int
-	high   int // most charged bytes queued at once
+	high   int           // most charged bytes queued at once
+	live   *atomic.Int64 // if not nil, kept equal to bytes (Live.Queued)
 	closed bool
 	ready  chan struct{} // 1-buffered: a block was queued, or the queue closed
 	room   chan struct{} // 1-buffered: the sender took a block
@@ -62,6 +64,7 @@ func (q *queue) queued() int {
 func (q *queue) add(b *Block) (merged *Block) {
 	q.bytes += b.charge
 	q.high = max(q.high, q.bytes)
+	q.gauge()
 	if n := len(q.blocks); n > q.head {
 		if tail := q.blocks[n-1]; tail.merge(b) {
 			return b
@@ -110,6 +113,7 @@ func (q *queue) put(b *Block, policy Overflow, fs int, align Align) (putResult, 
 			if k == 0 {
 				res.dropped += int64(max(1, b.Datagrams()))
 				res.recycle = append(res.recycle, b)
+				q.gauge()
 				q.mu.Unlock()
 				return res, nil
 			}
@@ -150,9 +154,18 @@ func (q *queue) put(b *Block, policy Overflow, fs int, align Align) (putResult, 
 	if m := q.add(b); m != nil {
 		res.recycle = append(res.recycle, m)
 	}
+	q.gauge() // drops may have freed room, even when b was dropped
 	q.mu.Unlock()
 	signal(q.ready)
 	return res, nil
+}
+
+// gauge shows the bytes queued in q.live. Under mu, so that the last
+// change shown is the last made.
+func (q *queue) gauge() {
+	if q.live != nil {
+		q.live.Store(int64(q.bytes))
+	}
 }
 
 func (q *queue) len() int { return len(q.blocks) - q.head }
@@ -183,6 +196,7 @@ func (q *queue) tryTake() (b *Block, ok, closed bool) {
 		q.blocks, q.head = q.blocks[:0], 0
 	}
 	q.bytes -= b.charge
+	q.gauge()
 	q.mu.Unlock()
 	signal(q.room)
 	return b, true, false
@@ -202,6 +216,7 @@ func (q *queue) rest() []*Block {
 	defer q.mu.Unlock()
 	out := q.blocks[q.head:]
 	q.blocks, q.head, q.bytes = nil, 0, 0
+	q.gauge()
 	return out
 }
 

@@ -63,6 +63,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 
 	start := time.Now()
 	q := newQueue(cfg.QueueBytes)
+	q.live = &cfg.Live.queued
 	// Blocks come back through the pool: with the queue merging small
 	// blocks, about twice its room in blocks, plus one being filled and one
 	// being written, are ever in use, so memory stays flat.
@@ -106,8 +107,6 @@ func summarize(cfg Config, pk *packager, sd *sender, q *queue) Stats {
 	st.Datagrams = pk.datagrams
 	st.Dropped = pk.dropped
 	st.QueueHigh = q.high
-	st.Unsent += pk.unsent
-	st.Cut += pk.cut
 	if r, ok := cfg.Source.(Refuser); ok {
 		st.Refused = r.Refused()
 	}
@@ -115,11 +114,19 @@ func summarize(cfg Config, pk *packager, sd *sender, q *queue) Stats {
 		st.KernelDropped = pk.kernel.KernelDropped()
 		cfg.Live.kernelDropped.Store(st.KernelDropped)
 	}
-	// Whatever the sender left on the queue was never written.
+	// Whatever the sender left on the queue, and a block the packager
+	// could not queue, was never written: count it after what the sender
+	// left, in the order it was read.
+	u := &sd.unsent
 	for _, b := range q.rest() {
-		st.Unsent += int64(len(b.data) / cfg.FrameSize)
-		st.Cut += int64(len(b.data) % cfg.FrameSize)
+		u.block(b, 0)
 	}
+	if pk.unqueued != nil {
+		u.block(pk.unqueued, 0)
+	}
+	frames, cut := u.done()
+	st.Unsent += frames
+	st.Cut += cut
 	if st.Unsent == 0 && st.Cut == 0 {
 		st.UnsentReason = ""
 	} else if st.UnsentReason == "" {

@@ -858,7 +858,7 @@ func TestPaddingDoesNotGrowTheSenderBuffer(t *testing.T) {
 	}
 }
 
-// TestUnsentSaysWhy: frames read but not written because --count was
+// TestUnsentSaysWhy: frames read but not written because the count was
 // reached are not blamed on a drain timeout.
 func TestUnsentSaysWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -870,10 +870,10 @@ func TestUnsentSaysWhy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Frames != 3 || st.Unsent == 0 || st.UnsentReason != "--count reached" {
-			t.Errorf("frames %d unsent %d (%q), want 3 and some unsent because --count was reached", st.Frames, st.Unsent, st.UnsentReason)
+		if st.Frames != 3 || st.Unsent == 0 || st.UnsentReason != "count reached" {
+			t.Errorf("frames %d unsent %d (%q), want 3 and some unsent because the count was reached", st.Frames, st.Unsent, st.UnsentReason)
 		}
-		if s := st.String(); strings.Contains(s, "drain timeout") || !strings.Contains(s, "unsent (--count reached)") {
+		if s := st.String(); strings.Contains(s, "drain timeout") || !strings.Contains(s, "unsent (count reached)") {
 			t.Errorf("summary %q", s)
 		}
 	})

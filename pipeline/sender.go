@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
@@ -27,6 +28,9 @@ type sender struct {
 	consumed int64
 	acks     []pendingAck
 	ackHead  int
+
+	// What the sender took and did not write, counted as it is left.
+	unsent unsent
 
 	pacer      *pacer    // nil when unpaced
 	firstWrite time.Time // the start of Stats.Active
@@ -52,7 +56,8 @@ func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender
 		w: w, cfg: cfg, pool: pool, fs: cfg.FrameSize, maxW: maxW,
 		auto: auto, shaper: shaper,
 		// Room for a full write, a whole block and a frame of padding.
-		buf: make([]byte, 0, maxW+blockSize+cfg.FrameSize),
+		buf:    make([]byte, 0, maxW+blockSize+cfg.FrameSize),
+		unsent: unsent{fs: cfg.FrameSize, align: cfg.Align, partial: cfg.Partial},
 	}
 	if dw, ok := w.(DeadlineWriter); ok {
 		s.bound.dw = dw
@@ -88,15 +93,19 @@ func (s *sender) run(ctx context.Context, in *queue) error {
 	case errors.Is(err, errDrained):
 		s.stats.UnsentReason, err = "drain timeout", nil
 	case errors.Is(err, errCountReached):
-		s.stats.UnsentReason, err = "--count reached", nil
+		s.stats.UnsentReason, err = "count reached", nil
 	case err != nil:
 		s.stats.UnsentReason = "the run failed"
 	}
-	// Frames and bytes left in the buffer were never written.
-	left := len(s.buf) - s.off
-	s.stats.Unsent += int64(left / s.fs)
-	s.stats.Cut += int64(left % s.fs)
+	s.leave()
 	return err
+}
+
+// leave counts the frames and bytes left in the buffer as unsent, and
+// empties it.
+func (s *sender) leave() {
+	s.unsent.framed(len(s.buf) - s.off)
+	s.buf, s.off = s.buf[:0], 0
 }
 
 var errCountReached = errors.New("count reached")
@@ -114,7 +123,6 @@ func (s *sender) loop(ctx context.Context, in *queue) error {
 		if err := s.take(ctx, b); err != nil {
 			return err
 		}
-		s.cfg.Live.queued.Store(int64(in.queued()))
 		// Coalesce what is already queued, without waiting for more.
 		for s.auto && len(s.buf)-s.off < s.maxW {
 			b, ok, _ := in.tryTake()
@@ -133,54 +141,73 @@ func (s *sender) loop(ctx context.Context, in *queue) error {
 
 // take appends b's bytes to the buffer, frames each datagram on its own
 // under AlignDatagram, and recycles b. A short datagram under PartialError
-// ends the run after the frames before it are written.
+// ends the run after the frames before it are written. Bytes past Count are
+// not taken: they are counted as unsent, and their datagrams are never
+// acknowledged.
 func (s *sender) take(ctx context.Context, b *Block) error {
+	defer s.recycle(b)
 	s.compact(len(b.data) + s.fs)
-	var err error
-	if s.cfg.Align == AlignDatagram && len(b.ends) > 0 {
-		start := 0
-		for i, e := range b.ends {
-			end := int(e)
-			// Padding can make each datagram up to a frame longer: write
-			// the whole frames out before the buffer would have to grow.
-			if need := end - start + s.fs; cap(s.buf)-len(s.buf) < need {
+	if s.cfg.Align != AlignDatagram || len(b.ends) == 0 {
+		n := min(len(b.data), s.room())
+		start := s.unwrittenEnd()
+		s.buf = append(s.buf, b.data[:n]...)
+		for i, fn := range b.acks {
+			if int(b.ends[i]) <= n {
+				s.acks = append(s.acks, pendingAck{start + int64(b.ends[i]), fn})
+			}
+		}
+		s.unsent.block(b, n)
+		return nil
+	}
+	start := 0
+	for i, e := range b.ends {
+		end := int(e)
+		if room := s.room(); end-start > room || room == 0 {
+			// The count ends in this datagram, or before it.
+			s.buf = append(s.buf, b.data[start:start+max(room, 0)]...)
+			s.unsent.block(b, start+max(room, 0))
+			return nil
+		}
+		// Padding can make each datagram up to a frame longer: write
+		// the whole frames out before the buffer would have to grow.
+		if need := end - start + s.fs; cap(s.buf)-len(s.buf) < need {
+			if err := s.flush(ctx); err != nil {
+				// The run ends: what is in the buffer comes first.
+				s.leave()
+				s.unsent.block(b, start)
+				return err
+			}
+			s.compact(need)
+		}
+		s.buf = append(s.buf, b.data[start:end]...)
+		if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
+			if err := s.short(rem); err != nil {
+				s.unsent.block(b, end) // the datagrams after it
 				if ferr := s.flush(ctx); ferr != nil {
-					s.notTaken(b, start)
-					s.recycle(b)
 					return ferr
 				}
-				s.compact(need)
+				return err
 			}
-			s.buf = append(s.buf, b.data[start:end]...)
-			if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
-				if err = s.short(rem); err != nil {
-					s.stats.Cut += int64(len(b.data) - end) // the datagrams after it
-					break
-				}
-			}
-			if len(b.acks) > 0 {
-				s.acks = append(s.acks, pendingAck{s.unwrittenEnd(), b.acks[i]})
-			}
-			start = end
 		}
-		if err == nil {
-			// The first piece of a datagram that ends in a later block.
-			s.buf = append(s.buf, b.data[start:]...)
+		if len(b.acks) > 0 {
+			s.acks = append(s.acks, pendingAck{s.unwrittenEnd(), b.acks[i]})
 		}
-	} else {
-		start := s.unwrittenEnd()
-		s.buf = append(s.buf, b.data...)
-		for i, fn := range b.acks {
-			s.acks = append(s.acks, pendingAck{start + int64(b.ends[i]), fn})
-		}
+		start = end
 	}
-	s.recycle(b)
-	if err != nil {
-		if ferr := s.flush(ctx); ferr != nil {
-			return ferr
-		}
+	// The first piece of a datagram that ends in a later block.
+	n := min(len(b.data)-start, s.room())
+	s.buf = append(s.buf, b.data[start:start+n]...)
+	s.unsent.block(b, start+n)
+	return nil
+}
+
+// room is how many more bytes the count lets into the buffer: those of
+// the frames it still wants, less those already waiting.
+func (s *sender) room() int {
+	if s.cfg.Count == 0 {
+		return math.MaxInt
 	}
-	return err
+	return int((s.cfg.Count-s.stats.Frames)*int64(s.fs)) - (len(s.buf) - s.off)
 }
 
 func (s *sender) recycle(b *Block) {
@@ -188,20 +215,6 @@ func (s *sender) recycle(b *Block) {
 	case s.pool <- b:
 	default:
 	}
-}
-
-// notTaken counts b's datagrams from byte from on as unsent: the run
-// ended before they were taken.
-func (s *sender) notTaken(b *Block, from int) {
-	start := from
-	for _, e := range b.ends {
-		if int(e) <= from {
-			continue
-		}
-		s.stats.Unsent += int64(datagramCharge(int(e)-start, s.fs, AlignDatagram) / s.fs)
-		start = int(e)
-	}
-	s.stats.Cut += int64(len(b.data) - start)
 }
 
 // compact moves the unwritten bytes to the front when fewer than need bytes
@@ -243,17 +256,24 @@ func (s *sender) short(rem int) error {
 // finish handles the end of the queue: the source ended, or a stop.
 func (s *sender) finish(ctx context.Context) error {
 	var perr error
+	dropped := 0 // a short tail PartialDrop dropped
 	if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
 		if ctx.Err() != nil {
 			// Stopped in the middle of a frame: the rest never came.
 			s.buf = s.buf[:len(s.buf)-rem]
 			s.stats.Cut += int64(rem)
-		} else {
-			perr = s.short(rem)
+		} else if perr = s.short(rem); perr == nil && s.cfg.Partial == PartialDrop {
+			dropped = rem
 		}
 	}
 	if err := s.flush(ctx); err != nil {
 		return err
+	}
+	if dropped > 0 {
+		// The datagrams that end in the dropped tail are done with, as
+		// under AlignDatagram: acknowledge them.
+		s.consumed += int64(dropped)
+		return s.fireAcks()
 	}
 	return perr
 }
@@ -264,7 +284,8 @@ func (s *sender) flush(ctx context.Context) error {
 	for {
 		whole := (len(s.buf) - s.off) / s.fs * s.fs
 		if whole == 0 {
-			return nil
+			// A datagram wholly in a dropped short frame may be due.
+			return s.fireAcks()
 		}
 		n := min(whole, s.maxW)
 		if s.cfg.Count > 0 {

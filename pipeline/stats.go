@@ -22,12 +22,19 @@ type Stats struct {
 	Refused       int64 `json:"refused"` // datagrams the source refused (see Refuser)
 	Padded        int64 `json:"padded"`  // short frames filled with the pad byte
 	Short         int64 `json:"short"`   // short frames dropped under PartialDrop
-	Unsent        int64 `json:"unsent"`  // whole frames read from the source and never written
-	// UnsentReason says why frames went unsent: "drain timeout", "--count
-	// reached", "stopped while waiting for the device", "the run failed".
+	// Unsent counts the frames read from the source and never written: as
+	// they would have been cut, so under AlignDatagram each datagram counts
+	// as the frames it becomes (its short tail one more under PartialPad).
+	Unsent int64 `json:"unsent"`
+	// UnsentReason says why frames went unsent: "drain timeout", "count
+	// reached", "stopped while waiting for the device", "the run failed",
+	// "stopped".
 	UnsentReason string `json:"unsent_reason,omitempty"`
-	Cut          int64  `json:"cut_bytes"`        // bytes of an unfinished frame discarded on a stop
-	QueueHigh    int    `json:"queue_high_bytes"` // most bytes queued at once
+	// Cut counts bytes read and never written that make no whole frame: a
+	// frame a stop left unfinished, or the short tail of an unsent
+	// datagram under PartialDrop or PartialError.
+	Cut       int64 `json:"cut_bytes"`
+	QueueHigh int   `json:"queue_high_bytes"` // most bytes queued at once
 	// Reconnects counts outages survived (see Reconnecter); Resent counts
 	// frames written again from their start after one, part of which had
 	// reached the device that went away.
@@ -79,7 +86,7 @@ func (s Stats) String() string {
 		{s.Padded, "short frame padded", "short frames padded"},
 		{s.Short, "short frame dropped", "short frames dropped"},
 		{s.Unsent, strings.Replace(unsent, "frames", "frame", 1), unsent},
-		{s.Cut, "byte of an unfinished frame discarded at stop", "bytes of an unfinished frame discarded at stop"},
+		{s.Cut, "byte of an unfinished frame unsent", "bytes of unfinished frames unsent"},
 		{s.Reconnects, "reconnect", "reconnects"},
 		{s.Resent, "frame resent after an outage", "frames resent after an outage"},
 	} {
