@@ -67,8 +67,23 @@ const (
 )
 
 // ErrPartialFrame ends a run whose data did not fill its last frame under
-// PartialError.
+// PartialError. The error Run returns is a *PartialFrameError.
 var ErrPartialFrame = errors.New("short frame")
+
+// A PartialFrameError ends a run under PartialError whose data (or, under
+// AlignDatagram, a datagram) ended inside a frame. The whole frames before
+// it were written.
+type PartialFrameError struct {
+	Bytes     int // the bytes the short frame had
+	FrameSize int
+}
+
+func (e *PartialFrameError) Error() string {
+	return fmt.Sprintf("pipeline: %v: the data ended %d bytes into a %d-byte frame, under Partial %q", ErrPartialFrame, e.Bytes, e.FrameSize, PartialError)
+}
+
+// Unwrap gives errors.Is ErrPartialFrame.
+func (e *PartialFrameError) Unwrap() error { return ErrPartialFrame }
 
 // Config is what Run needs beyond the writer. Start from DefaultConfig.
 type Config struct {

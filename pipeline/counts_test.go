@@ -239,3 +239,39 @@ func TestStopGivingUpOnAPendingWriteKeepsTheCounts(t *testing.T) {
 		t.Errorf("frames = %d, want the 1000 the device took", st.Frames)
 	}
 }
+
+// A datagram in pieces under a policy that may drop a piece ends the run
+// with a *ConfigError on Overflow, naming the value and the fix in the
+// library's words.
+func TestSplitDatagramNeedsOverflowBlock(t *testing.T) {
+	rec := &pipelinetest.Recorder{}
+	cfg := config(4, 0)
+	cfg.Source = &piecesSource{datagrams: [][]byte{randomish(150_000)}, rec: rec}
+	cfg.Align, cfg.Overflow = pipeline.AlignDatagram, pipeline.OverflowDropNewest
+	_, err := pipeline.Run(context.Background(), rec, cfg)
+	var cerr *pipeline.ConfigError
+	if !errors.As(err, &cerr) || cerr.Field != "Overflow" || cerr.Value != `"drop-newest"` {
+		t.Fatalf("Run = %v, want a *ConfigError on Overflow \"drop-newest\"", err)
+	}
+	want := `pipeline: Overflow "drop-newest" may drop part of a datagram larger than a queue block (65536 bytes): use block`
+	if err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+}
+
+// The partial-frame error names the package, the frame and the policy; a
+// command line words the fix in its own flags.
+func TestPartialFrameErrorSaysWhatEnded(t *testing.T) {
+	cfg := config(7, 0)
+	cfg.Source = &source.List{Datagrams: [][]byte{make([]byte, 13)}}
+	cfg.Partial = pipeline.PartialError
+	_, err := pipeline.Run(context.Background(), &pipelinetest.Recorder{}, cfg)
+	var perr *pipeline.PartialFrameError
+	if !errors.As(err, &perr) || !errors.Is(err, pipeline.ErrPartialFrame) || perr.Bytes != 6 || perr.FrameSize != 7 {
+		t.Fatalf("Run = %v, want a *PartialFrameError of 6 bytes in 7", err)
+	}
+	want := `pipeline: short frame: the data ended 6 bytes into a 7-byte frame, under Partial "error"`
+	if err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+}

@@ -122,16 +122,19 @@ func (p *packager) put(b *Block) {
 	}
 }
 
-// errSplitDatagram ends a run whose source gave a datagram in pieces under
-// a policy that may drop a piece.
-var errSplitDatagram = errors.New("a datagram larger than a queue block needs --overflow block")
+// splitDatagram is the error that ends a run whose source gave a datagram
+// in pieces (one larger than a queue block) under an overflow policy that
+// may drop a piece: only OverflowBlock keeps such a datagram whole.
+func splitDatagram(policy Overflow, blockSize int) error {
+	return configError("Overflow", string(policy), "may drop part of a datagram larger than a queue block (%d bytes): use %s", blockSize, OverflowBlock)
+}
 
 // send queues b under the overflow policy. A block it could not queue
 // because the sender stopped is counted as unsent: its bytes were read
 // from the source and are never written.
 func (p *packager) send(ctx context.Context, b *Block) error {
 	if b.open && p.cfg.Overflow != OverflowBlock {
-		return errSplitDatagram
+		return splitDatagram(p.cfg.Overflow, p.blockSize)
 	}
 	b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
 	res, err := p.q.put(b, p.cfg.Overflow, p.cfg.FrameSize, p.cfg.Align)

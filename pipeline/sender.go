@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"time"
@@ -250,7 +249,7 @@ func (s *sender) short(rem int) error {
 	}
 	s.buf = s.buf[:len(s.buf)-rem]
 	s.stats.Short++
-	return fmt.Errorf("%w: the data ended %d bytes into a %d-byte frame (use --partial pad or drop to send it anyway)", ErrPartialFrame, rem, s.fs)
+	return &PartialFrameError{Bytes: rem, FrameSize: s.fs}
 }
 
 // finish handles the end of the queue: the source ended, or a stop.

@@ -143,6 +143,10 @@ func message(err error) string {
 	if m, ok := deviceConfigMessage(err); ok {
 		return m
 	}
+	var perr *pipeline.PartialFrameError
+	if errors.As(err, &perr) {
+		return fmt.Sprintf("short frame: the data ended %d bytes into a %d-byte frame (use --partial pad or drop to send it anyway)", perr.Bytes, perr.FrameSize)
+	}
 	switch {
 	case errors.Is(err, source.ErrMQTTRefused):
 		return msg + ": check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file"
