@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -100,4 +101,33 @@ func (p *pacer) wait(ctx context.Context, sent int64, drainBy time.Time, stoppin
 		precise.Sleep(time.Until(due))
 	}
 	return nil
+}
+
+// shape runs a FrameShaper hook (BeforeFrame or AfterFrame): the BREAK
+// before a frame or the idle gap after it, which the writer times itself.
+// It runs under a deadline of its own, and reconnects a writer that went
+// away in between.
+func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
+	for {
+		s.armAfresh() // a break or gap gets a deadline of its own
+		if err := s.arm(s.fs); err != nil {
+			return err
+		}
+		err := s.stalled(op, hook())
+		if err == nil {
+			return nil
+		}
+		rc, ok := s.w.(Reconnecter)
+		if !ok {
+			return err
+		}
+		if rerr := rc.Reconnect(ctx, err); rerr != nil {
+			if ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
+				return errDrained
+			}
+			return rerr
+		}
+		s.stats.Reconnects++
+		s.cfg.Live.reconnects.Add(1)
+	}
 }

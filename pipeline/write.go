@@ -212,30 +212,3 @@ func (s *sender) drain() error {
 	}
 	return nil
 }
-
-// shape runs a FrameShaper hook (BeforeFrame or AfterFrame) under a
-// deadline, reconnecting a writer that went away in between.
-func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
-	for {
-		s.armAfresh() // a break or gap gets a deadline of its own
-		if err := s.arm(s.fs); err != nil {
-			return err
-		}
-		err := s.stalled(op, hook())
-		if err == nil {
-			return nil
-		}
-		rc, ok := s.w.(Reconnecter)
-		if !ok {
-			return err
-		}
-		if rerr := rc.Reconnect(ctx, err); rerr != nil {
-			if ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
-				return errDrained
-			}
-			return rerr
-		}
-		s.stats.Reconnects++
-		s.cfg.Live.reconnects.Add(1)
-	}
-}
