@@ -17,7 +17,7 @@ import (
 // busy returns the ErrBusy error for path, naming the holder where it can
 // be found.
 func busy(path string) error {
-	holder := "another process (run framesend doctor as root to see which)"
+	holder := "another process (which one, only root can see)"
 	if h := lockHolder("/", path); h != "" {
 		holder = h
 	} else if hs, _ := Holders("/", path); len(hs) > 0 {
