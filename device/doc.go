@@ -27,9 +27,14 @@
 //     blocking in tcdrain; BREAKs (TIOCSBRK, TIOCCBRK) and idle gaps timed to
 //     the microsecond around each frame.
 //
-// Every error returned by this package names the port's path and wraps one of
-// the sentinel errors below, so callers can use errors.Is to choose a message
-// and an exit code without looking at errno values themselves.
+// Every error from Open and from a Port's methods names the port's path and
+// wraps one of the sentinel errors below, so callers can use errors.Is to
+// choose a message and an exit code without looking at errno values
+// themselves. A line control the driver lacks is ErrUnsupported, with an
+// *UnsupportedError saying which Control. A setting out of range (from
+// Config.Validate, ParseParity, ParseFlow, and Open before it opens
+// anything) is a *ConfigError naming the Config field and the value, for a
+// command line to word with its own flag names.
 //
 // The package is Linux only (termios2, TIOCSRS485, /proc/locks, sysfs):
 // its files carry a linux build constraint.

@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -38,4 +39,20 @@ func ExampleOpen() {
 	fmt.Printf("the far end read %q\n", got)
 	// Output:
 	// the far end read "frame"
+}
+
+// Validate names the field and the value it refuses; errors.As gives them
+// to a caller that words them its own way.
+func ExampleConfig_Validate() {
+	c := device.DefaultConfig()
+	c.StopBits = 3
+	err := c.Validate()
+	fmt.Println(err)
+	var cerr *device.ConfigError
+	if errors.As(err, &cerr) {
+		fmt.Printf("field %s, value %s\n", cerr.Field, cerr.Value)
+	}
+	// Output:
+	// device: StopBits 3 is not supported: use 1 or 2
+	// field StopBits, value 3
 }

@@ -56,8 +56,8 @@ type Port struct {
 func Open(path string, c Config) (*Port, error) { return open(path, c, true) }
 
 // OpenShared is Open without the flock and without go.bug.st/serial's
-// TIOCEXCL, for --no-lock: other processes, framesend or not, root or not,
-// may then open the port too.
+// TIOCEXCL, for a port shared on purpose: other processes, framesend or
+// not, root or not, may then open the port too.
 func OpenShared(path string, c Config) (*Port, error) { return open(path, c, false) }
 
 func open(path string, c Config, lock bool) (*Port, error) {
@@ -114,7 +114,7 @@ func open(path string, c Config, lock bool) (*Port, error) {
 	}
 	// go.bug.st/serial has set TIOCEXCL, which refuses every later open
 	// by a user other than root: without the lock the port is shared, as
-	// --no-lock promises, so that is undone.
+	// OpenShared promises, so that is undone.
 	if !lock {
 		if err := l.ioctlInt(unix.TIOCNXCL, 0); err != nil {
 			p.Close()
