@@ -104,10 +104,12 @@ type Config struct {
 	// empty queue takes any one block, so a datagram larger than the room
 	// still goes through.
 	QueueBytes int
-	Overflow   Overflow
-	Align      Align
-	Partial    Partial
-	Pad        byte
+	// Overflow and Align left empty are chosen for the source: see
+	// ForSource, which also says which the source cannot take.
+	Overflow Overflow
+	Align    Align
+	Partial  Partial
+	Pad      byte
 	// DrainTimeout bounds how long queued frames are still sent after ctx
 	// is done; what is left then is counted as Unsent.
 	DrainTimeout time.Duration
@@ -137,14 +139,13 @@ const (
 )
 
 // DefaultConfig returns the counter source, 7-byte frames, automatic
-// batching, a 1 MiB queue and a 5 s drain.
+// batching, a 1 MiB queue, a 5 s drain, and Align and Overflow left for
+// the source to choose (see ForSource).
 func DefaultConfig() Config {
 	return Config{
 		Source:       &Counter{},
 		FrameSize:    7,
 		QueueBytes:   DefaultQueueBytes,
-		Overflow:     OverflowBlock,
-		Align:        AlignStream,
 		Partial:      PartialPad,
 		DrainTimeout: 5 * time.Second,
 	}
@@ -180,7 +181,8 @@ func ValidateFrameSize(n int) error {
 	return nil
 }
 
-// Validate reports the first value out of range as a *ConfigError.
+// Validate reports the first value out of range as a *ConfigError. An
+// empty Align or Overflow is valid: the source chooses it (ForSource).
 func (c Config) Validate() error {
 	if err := ValidateFrameSize(c.FrameSize); err != nil {
 		return err
@@ -204,12 +206,12 @@ func (c Config) Validate() error {
 		return configError("WriteTimeout", c.WriteTimeout, "is negative: use 0 (wait for ever) or a duration such as 10s")
 	}
 	switch c.Overflow {
-	case OverflowBlock, OverflowDropNewest, OverflowDropOldest:
+	case "", OverflowBlock, OverflowDropNewest, OverflowDropOldest:
 	default:
 		return configError("Overflow", string(c.Overflow), "is not a policy: use block, drop-newest or drop-oldest")
 	}
 	switch c.Align {
-	case AlignStream, AlignDatagram:
+	case "", AlignStream, AlignDatagram:
 	default:
 		return configError("Align", string(c.Align), "is not an alignment: use stream or datagram")
 	}

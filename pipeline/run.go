@@ -47,7 +47,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Stats, error) {
 	if cfg.Source == nil {
 		cfg.Source = &Counter{}
 	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := cfg.forSource()
+	if err != nil {
 		return Stats{}, err
 	}
 	if cfg.Logger == nil {
