@@ -75,7 +75,7 @@ func (c Config) ForSource(t Traits) (Config, error) {
 	case c.Overflow != OverflowBlock && !t.Datagrams:
 		return c, &ConfigError{Field: "Overflow", Value: string(c.Overflow), Reason: fmt.Sprintf("needs a source with datagrams: %s is a byte stream, which cannot lose a block without shifting every later frame", name)}
 	case c.Overflow != OverflowBlock && t.Acknowledged:
-		return c, &ConfigError{Field: "Overflow", Value: string(c.Overflow), Reason: fmt.Sprintf("would lose messages %s acknowledges only once they are written: a source that acknowledges is held back instead (block)", name)}
+		return c, &ConfigError{Field: "Overflow", Value: string(c.Overflow), Reason: fmt.Sprintf("would lose messages that %s acknowledges only once they are written: a source that acknowledges is held back instead (block)", name)}
 	}
 	return c, nil
 }

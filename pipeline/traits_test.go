@@ -103,7 +103,7 @@ func TestForSourceRefuses(t *testing.T) {
 		{"align datagram on a stream", stream, pipeline.AlignDatagram, "", "Align", "a stream is a byte stream"},
 		{"drop-newest on a stream", stream, "", pipeline.OverflowDropNewest, "Overflow", "a stream is a byte stream, which cannot lose a block"},
 		{"drop-oldest on a stream", stream, pipeline.AlignStream, pipeline.OverflowDropOldest, "Overflow", "a stream is a byte stream"},
-		{"drop-newest on an acknowledged source", acked, "", pipeline.OverflowDropNewest, "Overflow", "would lose messages a broker acknowledges"},
+		{"drop-newest on an acknowledged source", acked, "", pipeline.OverflowDropNewest, "Overflow", "would lose messages that a broker acknowledges"},
 		{"drop-oldest on an acknowledged source", acked, "", pipeline.OverflowDropOldest, "Overflow", "would lose messages"},
 		{"drop-newest on a live acknowledged source", liveAcked, "", pipeline.OverflowDropNewest, "Overflow", "would lose messages"},
 	}

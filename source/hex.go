@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/framesend/framesend/pipeline"
 )
@@ -215,4 +216,50 @@ func (h *Hex) Fill(ctx context.Context, b *pipeline.Block) error {
 	}
 	b.CommitDatagram(copy(b.DatagramSpare(), d))
 	return nil
+}
+
+// Describe says that h is a datagram source, a line a datagram.
+func (h *Hex) Describe() pipeline.Traits {
+	return pipeline.Traits{Name: h.name, Datagrams: true}
+}
+
+// hexKind reads hex text, one datagram a line: a file, checked whole before
+// anything is sent, or stdin (hex:-), read as it comes.
+var hexKind = kind{
+	name:   "hex",
+	usage:  "hex:PATH (hex:- for stdin)",
+	traits: (&Hex{}).Describe(),
+	parse: func(s *Spec) error {
+		if s.Arg == "" {
+			return specErrorf(s.spec, "hex: needs a path, as in hex:frames.txt, or hex:- for stdin")
+		}
+		return nil
+	},
+	open: func(ctx context.Context, s *Spec, o Options) (*Opened, error) {
+		if s.Arg == "-" {
+			r, restore := pollable(o.Stdin)
+			return opened(s, NewHex(r, "stdin"), restore), nil
+		}
+		f, err := openFile(ctx, s.Arg)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		// A stop interrupts the reading of a FIFO.
+		stopRead := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
+		datagrams, err := ParseHex(f, s.Arg)
+		stopRead()
+		if err != nil && ctx.Err() != nil {
+			return nil, ErrStopped
+		}
+		if err != nil {
+			return nil, err
+		}
+		op := opened(s, &List{Datagrams: datagrams, Name: s.spec}, nil)
+		op.datagrams = datagrams
+		if op.datagrams == nil {
+			op.datagrams = [][]byte{}
+		}
+		return op, nil
+	},
 }

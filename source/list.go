@@ -11,7 +11,15 @@ import (
 // lines of a hex file. It ends after the last one.
 type List struct {
 	Datagrams [][]byte
+	Name      string // what errors call it
 	next      int
+}
+
+// Describe says that l is a datagram source whose datagrams lay data out,
+// as the lines of a hex file do: its bytes run on as one stream unless
+// aligned.
+func (l *List) Describe() pipeline.Traits {
+	return pipeline.Traits{Name: l.Name, Datagrams: true}
 }
 
 // BlockSize makes room for List's largest datagram.

@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -61,6 +64,7 @@ var ErrMQTTUnreachable = errors.New("not reachable")
 // list passes heldWarn bytes. Acknowledgements are handed to paho by
 // goroutines of the source's own, never by the sender.
 type MQTT struct {
+	name    string // what errors call it
 	cfg     MQTTConfig
 	client  mqtt.Client
 	refused atomic.Int64    // messages on topics not subscribed to
@@ -536,4 +540,135 @@ func (a *acker) goroutines() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.running)
+}
+
+// Describe says that m is a source of messages that acknowledges each once
+// it is written: none may be dropped.
+func (m *MQTT) Describe() pipeline.Traits {
+	return pipeline.Traits{Name: m.name, Datagrams: true, Messages: true, Acknowledged: true}
+}
+
+// mqttKind and mqttsKind subscribe to a topic on a broker, over TCP or TLS.
+var (
+	mqttKind = kind{
+		name:   "mqtt",
+		usage:  "mqtt[s]://[USER@]HOST[:PORT]/TOPIC",
+		traits: (&MQTT{}).Describe(),
+		parse:  parseMQTT,
+		open:   openMQTT,
+	}
+	mqttsKind = kind{
+		name:   "mqtts",
+		traits: (&MQTT{}).Describe(),
+		parse:  parseMQTT,
+		open:   openMQTT,
+	}
+)
+
+// parseMQTT reads mqtt[s]://[user@]HOST[:PORT]/TOPIC. The topic is
+// everything after the host, wildcards included, so it is not parsed as a
+// URL (# would be a fragment).
+func parseMQTT(s *Spec) error {
+	scheme := s.Kind
+	rest, ok := strings.CutPrefix(s.Arg, "//")
+	if !ok {
+		return errNotASource
+	}
+	hostPart, topic, ok := strings.Cut(rest, "/")
+	if !ok || topic == "" {
+		return specErrorf(s.spec, "%s: no topic: use %s://[user@]HOST[:PORT]/TOPIC, such as mqtt://broker.lan/devices/pi7/frames", s.spec, scheme)
+	}
+	if user, host, found := strings.Cut(hostPart, "@"); found {
+		if strings.Contains(user, ":") {
+			r := redact(s.spec)
+			return &SpecError{Spec: r, Detail: r + ": " + ErrPasswordInURL.Error(), Err: ErrPasswordInURL}
+		}
+		s.mqtt.Username, hostPart = user, host
+	}
+	if hostPart == "" {
+		return specErrorf(s.spec, "%s: no broker host: use %s://HOST[:PORT]/TOPIC", s.spec, scheme)
+	}
+	defPort := "1883"
+	if scheme == "mqtts" {
+		defPort = "8883"
+	}
+	host, p, err := net.SplitHostPort(hostPart)
+	if err != nil {
+		host, p = strings.Trim(hostPart, "[]"), defPort
+	}
+	if host == "" || strings.ContainsAny(host, " /") {
+		return specErrorf(s.spec, "%s: %q is not a broker host", s.spec, hostPart)
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return specErrorf(s.spec, "%s: %q is not a port", s.spec, p)
+	}
+	if err := checkTopicFilter(topic); err != nil {
+		return specErrorf(s.spec, "%s: %v", s.spec, err)
+	}
+	s.mqtt.Topic = topic
+	s.mqtt.Broker = "tcp://" + net.JoinHostPort(host, p)
+	if scheme == "mqtts" {
+		s.mqtt.Broker = "ssl://" + net.JoinHostPort(host, p)
+	}
+	s.host = host
+	return nil
+}
+
+// openMQTT dials the broker (see DialMQTT) with Options.MQTT and what the
+// spec says.
+func openMQTT(ctx context.Context, s *Spec, o Options) (*Opened, error) {
+	cfg := o.MQTT
+	cfg.Broker, cfg.Topic, cfg.Username = s.mqtt.Broker, s.mqtt.Topic, s.mqtt.Username
+	if cfg.Username == "" {
+		cfg.Password = "" // MQTT sends a password only with a user name
+	}
+	switch {
+	case s.Kind != "mqtts":
+		cfg.TLS = nil
+	case cfg.TLS == nil:
+		cfg.TLS = &tls.Config{ServerName: s.host, MinVersion: tls.VersionTLS12}
+	case cfg.TLS.ServerName == "":
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.ServerName = s.host
+	}
+	m, err := DialMQTT(ctx, cfg, o.Logger)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrStopped
+		}
+		return nil, err
+	}
+	m.name = s.spec
+	// Closed on every way out; a caller that publishes a final status
+	// closes it first with that (MQTT.Close).
+	return opened(s, m, func() { m.Close(nil) }), nil
+}
+
+// redact hides what follows a ':' in the user part of a URL.
+func redact(spec string) string {
+	scheme, rest, _ := strings.Cut(spec, "://")
+	if at := strings.Index(rest, "@"); at >= 0 {
+		if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+			rest = rest[:colon] + ":****" + rest[at:]
+		}
+	}
+	return scheme + "://" + rest
+}
+
+// checkTopicFilter checks an MQTT topic filter as the broker would: a + or
+// # fills a whole level, # only the last.
+func checkTopicFilter(topic string) error {
+	if len(topic) > 65535 || strings.ContainsRune(topic, 0) || !utf8.ValidString(topic) {
+		return fmt.Errorf("topic %q is not a valid MQTT topic filter (UTF-8, no NUL, at most 65535 bytes)", topic)
+	}
+	levels := strings.Split(topic, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("topic %q: # must be the last level, as in a/b/#", topic)
+		case l != "#" && strings.Contains(l, "#"), l != "+" && strings.Contains(l, "+"):
+			return fmt.Errorf("topic %q: + and # must fill a whole level, as in a/+/c or a/#, not %q", topic, l)
+		}
+	}
+	return nil
 }

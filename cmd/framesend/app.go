@@ -147,6 +147,14 @@ func message(err error) string {
 	if errors.As(err, &perr) {
 		return fmt.Sprintf("short frame: the data ended %d bytes into a %d-byte frame (use --partial pad or drop to send it anyway)", perr.Bytes, perr.FrameSize)
 	}
+	var spec *source.SpecError
+	if errors.As(err, &spec) {
+		msg = "--source " + spec.Detail
+		if errors.Is(err, source.ErrPasswordInURL) {
+			msg += ": set FRAMESEND_MQTT_PASSWORD or use --mqtt-password-file"
+		}
+		return msg
+	}
 	switch {
 	case errors.Is(err, source.ErrMQTTRefused):
 		return msg + ": check the user name and FRAMESEND_MQTT_PASSWORD or --mqtt-password-file"

@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,44 +30,13 @@ func mqttFlags() []cli.Flag {
 	}
 }
 
-// mqttConfig turns --source mqtt://[user@]HOST[:PORT]/TOPIC (or mqtts://)
-// and the mqtt flags into the source's config. The topic is everything after
-// the host, wildcards included, so it is not parsed as a URL (# would be a
-// fragment).
-func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (source.MQTTConfig, error) {
-	scheme, rest, _ := strings.Cut(spec, "://")
-	hostPart, topic, ok := strings.Cut(rest, "/")
-	if !ok || topic == "" {
-		return source.MQTTConfig{}, usagef("--source %s: no topic: use %s://[user@]HOST[:PORT]/TOPIC, such as mqtt://broker.lan/devices/pi7/frames", spec, scheme)
-	}
-	cfg := source.MQTTConfig{Topic: topic}
-	if user, host, found := strings.Cut(hostPart, "@"); found {
-		if strings.Contains(user, ":") {
-			return cfg, usagef("--source %s: a password in the URL would show in ps and in logs: set FRAMESEND_MQTT_PASSWORD or use --mqtt-password-file", redact(spec))
-		}
-		cfg.Username, hostPart = user, host
-	}
-	if hostPart == "" {
-		return cfg, usagef("--source %s: no broker host: use %s://HOST[:PORT]/TOPIC", spec, scheme)
-	}
-	defPort := "1883"
-	if scheme == "mqtts" {
-		defPort = "8883"
-	}
-	host, p, err := net.SplitHostPort(hostPart)
-	if err != nil {
-		host, p = strings.Trim(hostPart, "[]"), defPort
-	}
-	if host == "" || strings.ContainsAny(host, " /") {
-		return cfg, usagef("--source %s: %q is not a broker host", spec, hostPart)
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-		return cfg, usagef("--source %s: %q is not a port", spec, p)
-	}
-	cfg.Broker = "tcp://" + net.JoinHostPort(host, p)
-	if scheme == "mqtts" {
-		cfg.Broker = "ssl://" + net.JoinHostPort(host, p)
-		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+// mqttConfig turns the mqtt flags into the rest of an mqtt source's
+// configuration; the broker, topic and user come from the spec (see
+// source.Parse).
+func mqttConfig(c *cli.Context, spec *source.Spec, port string, log *slog.Logger) (source.MQTTConfig, error) {
+	var cfg source.MQTTConfig
+	if spec.Kind == "mqtts" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12} // the source names the server
 		if ca := c.String("mqtt-ca"); ca != "" {
 			pem, err := os.ReadFile(ca)
 			if err != nil {
@@ -98,16 +64,14 @@ func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (source.MQT
 		}
 		cfg.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if cfg.Password != "" && cfg.Username == "" {
+	if cfg.Password != "" && spec.User() == "" {
 		// MQTT sends a password only with a user name.
+		withUser := strings.Replace(spec.String(), "://", "://USER@", 1)
 		if f := c.String("mqtt-password-file"); f != "" {
-			return cfg, usagef("--mqtt-password-file %s: the password needs a user: name one in the URL, as %s://USER@%s/%s", f, scheme, hostPart, topic)
+			return cfg, usagef("--mqtt-password-file %s: the password needs a user: name one in the URL, as %s", f, withUser)
 		}
-		log.Warn(fmt.Sprintf("FRAMESEND_MQTT_PASSWORD is set, but --source %s names no user, so the password is not sent: name one, as %s://USER@%s/%s", spec, scheme, hostPart, topic))
+		log.Warn(fmt.Sprintf("FRAMESEND_MQTT_PASSWORD is set, but --source %s names no user, so the password is not sent: name one, as %s", spec, withUser))
 		cfg.Password = ""
-	}
-	if err := checkTopicFilter(topic); err != nil {
-		return cfg, usagef("--source %s: %v", spec, err)
 	}
 	cfg.ClientID = c.String("client-id")
 	if cfg.ClientID == "" {
@@ -120,17 +84,6 @@ func mqttConfig(c *cli.Context, spec, port string, log *slog.Logger) (source.MQT
 	}
 	cfg.StatusTopic = "framesend/" + cfg.ClientID + "/status"
 	return cfg, nil
-}
-
-// redact hides what follows a ':' in the user part of a URL.
-func redact(spec string) string {
-	scheme, rest, _ := strings.Cut(spec, "://")
-	if at := strings.Index(rest, "@"); at >= 0 {
-		if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-			rest = rest[:colon] + ":****" + rest[at:]
-		}
-	}
-	return scheme + "://" + rest
 }
 
 // status is what framesend publishes, retained, on its status topic.
@@ -180,22 +133,4 @@ func statusJSON(state, port string, live *pipeline.Live, gone func() bool) []byt
 	}
 	b, _ := json.Marshal(s)
 	return b
-}
-
-// checkTopicFilter checks an MQTT topic filter as the broker would: a + or
-// # fills a whole level, # only the last.
-func checkTopicFilter(topic string) error {
-	if len(topic) > 65535 || strings.ContainsRune(topic, 0) || !utf8.ValidString(topic) {
-		return fmt.Errorf("topic %q is not a valid MQTT topic filter (UTF-8, no NUL, at most 65535 bytes)", topic)
-	}
-	levels := strings.Split(topic, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#" && i != len(levels)-1:
-			return fmt.Errorf("topic %q: # must be the last level, as in a/b/#", topic)
-		case l != "#" && strings.Contains(l, "#"), l != "+" && strings.Contains(l, "+"):
-			return fmt.Errorf("topic %q: + and # must fill a whole level, as in a/+/c or a/#, not %q", topic, l)
-		}
-	}
-	return nil
 }

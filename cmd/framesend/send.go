@@ -108,14 +108,17 @@ func sendAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	spec := c.String("source")
-	isUDP := strings.HasPrefix(spec, "udp:")
-	isMQTT := strings.HasPrefix(spec, "mqtt://") || strings.HasPrefix(spec, "mqtts://")
-	isMQTTS := strings.HasPrefix(spec, "mqtts://")
-	notMQTT := "applies to mqtt:// and mqtts:// sources only, not --source " + spec
-	notMQTTS := "applies to mqtts:// sources only (TLS), not --source " + spec
+	spec, err := source.Parse(c.String("source"))
+	if err != nil {
+		return usageError{err}
+	}
+	isUDP := spec.Kind == "udp"
+	isMQTT := spec.Kind == "mqtt" || spec.Kind == "mqtts"
+	isMQTTS := spec.Kind == "mqtts"
+	notMQTT := "applies to mqtt:// and mqtts:// sources only, not --source " + spec.String()
+	notMQTTS := "applies to mqtts:// sources only (TLS), not --source " + spec.String()
 	if err := refuseUnused(c, log, []unusedFlag{
-		{"allow-from", isUDP, "applies to udp sources only, not --source " + spec},
+		{"allow-from", isUDP, "applies to udp sources only, not --source " + spec.String()},
 		{"client-id", isMQTT, notMQTT},
 		{"connect-timeout", isMQTT, notMQTT},
 		{"drain", isMQTT, notMQTT},
@@ -128,25 +131,12 @@ func sendAction(c *cli.Context) error {
 	}); err != nil {
 		return err
 	}
+	// The pipeline chooses what is left empty, and refuses what the
+	// source cannot take, from what the source is.
 	cfg.Align = pipeline.Align(c.String("align"))
-	if cfg.Align == "" {
-		cfg.Align = pipeline.AlignStream
-		if isUDP || isMQTT {
-			cfg.Align = pipeline.AlignDatagram
-		}
-	}
 	cfg.Overflow = pipeline.Overflow(c.String("overflow"))
-	if cfg.Overflow == "" {
-		cfg.Overflow = pipeline.OverflowBlock
-		if isUDP {
-			cfg.Overflow = pipeline.OverflowDropNewest
-		}
-	}
-	if err := cfg.Validate(); err != nil {
+	if cfg, err = cfg.ForSource(spec.Traits); err != nil {
 		return usageError{err}
-	}
-	if isMQTT && cfg.Overflow != pipeline.OverflowBlock {
-		return usagef("--overflow %s with mqtt would lose messages the broker then counts as delivered: mqtt holds the broker back instead (leave --overflow unset)", cfg.Overflow)
 	}
 	cfg.DrainBeforeAck = c.Bool("drain")
 	// Every flag is checked before the source is opened (the broker dialled).
@@ -164,42 +154,33 @@ func sendAction(c *cli.Context) error {
 		return usagef("--reconnect-timeout %v is negative: use 0 (wait for ever) or a duration such as 1m", rtimeout)
 	}
 
-	var src *opened
+	opts := source.Options{Stdin: c.App.Reader, Allow: allow, Logger: log}
 	if isMQTT {
-		mcfg, err := mqttConfig(c, spec, path, log)
-		if err != nil {
-			return err
-		}
-		m, err := source.DialMQTT(c.Context, mcfg, log)
-		switch {
-		case err != nil && c.Context.Err() != nil:
-			fmt.Fprintln(c.App.ErrWriter, "framesend: stopped while waiting for the broker")
-			return nil
-		case err != nil:
-			return failure{err}
-		}
-		// Closed on every way out; the end of a run closes it first with
-		// the final status.
-		src = &opened{src: m, datagram: true, mqtt: m, close: func() { m.Close(nil) }}
-	} else {
-		src, err = openSource(c.Context, spec, c.App.Reader, cfg.FrameSize, cfg.Align, cfg.Partial, allow, log)
-		if errors.Is(err, errStoppedAtStart) {
-			fmt.Fprintf(c.App.ErrWriter, "framesend: stopped while waiting for --source %s to open (a FIFO with no writer yet); nothing sent\n", spec)
-			return nil
-		}
-		if err != nil {
+		if opts.MQTT, err = mqttConfig(c, spec, path, log); err != nil {
 			return err
 		}
 	}
-	defer src.close()
-	cfg.Source = src.src
-	if !src.datagram && cfg.Align == pipeline.AlignDatagram {
-		return usagef("--align datagram needs a source with datagrams (hex or udp); %s is a byte stream", spec)
+	src, err := spec.Open(c.Context, opts)
+	var herr *source.HexError
+	var serr *source.SpecError
+	switch {
+	case errors.Is(err, source.ErrStopped) && isMQTT:
+		fmt.Fprintln(c.App.ErrWriter, "framesend: stopped while waiting for the broker")
+		return nil
+	case errors.Is(err, source.ErrStopped):
+		fmt.Fprintf(c.App.ErrWriter, "framesend: stopped while waiting for --source %s to open (a FIFO with no writer yet); nothing sent\n", spec)
+		return nil
+	case errors.As(err, &herr), errors.As(err, &serr):
+		return usageError{err}
+	case err != nil:
+		return failure{err}
 	}
-	if !src.datagram && cfg.Overflow != pipeline.OverflowBlock {
-		return usagef("--overflow %s needs a source with datagrams (hex or udp): a byte stream cannot lose a block without shifting every later frame", cfg.Overflow)
-	}
-	total := src.frames
+	// Closed on every way out; an mqtt source is closed first with the
+	// final status.
+	defer src.Close()
+	cfg.Source = src.Source
+	mqtt, _ := src.Source.(*source.MQTT)
+	total := src.Frames(cfg.FrameSize, cfg.Align, cfg.Partial)
 	if cfg.Count > 0 && (total == 0 || cfg.Count < total) {
 		total = cfg.Count
 	}
@@ -240,8 +221,8 @@ func sendAction(c *cli.Context) error {
 	}
 
 	stopStatus := func() {}
-	if src.mqtt != nil {
-		stopStatus = publishStatus(c.Context, src.mqtt, path, cfg.Live, gone, interval)
+	if mqtt != nil {
+		stopStatus = publishStatus(c.Context, mqtt, path, cfg.Live, gone, interval)
 	}
 
 	stopReports := report(c, cfg.Live, total, interval, cfg.QueueBytes, log, c.Bool("no-progress"))
@@ -251,10 +232,10 @@ func sendAction(c *cli.Context) error {
 	if errors.As(err, &stall) {
 		err = stallMessage(path, stall, stallHint(dcfg, dev().Lines))
 	}
-	if src.mqtt != nil {
+	if mqtt != nil {
 		stopStatus()
 		wentAway := func() bool { return gone() || errors.Is(err, device.ErrGone) }
-		src.mqtt.Close(statusJSON("offline", path, cfg.Live, wentAway))
+		mqtt.Close(statusJSON("offline", path, cfg.Live, wentAway))
 	}
 	printSummary(c, summary, path, st, err)
 	if err != nil {
