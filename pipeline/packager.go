@@ -97,6 +97,9 @@ func (p *packager) run(ctx context.Context) error {
 // frames returns how many frames b's datagrams make under AlignDatagram,
 // counting a datagram in pieces, whole, in the block of its last piece.
 func (p *packager) frames(b *Block) int64 {
+	if len(b.ends) == 0 && !b.open {
+		return 0 // stream bytes, which the sender frames as a stream
+	}
 	n, start := int64(0), 0
 	for _, e := range b.ends {
 		n += int64(datagramFrames(p.open+int(e)-start, p.cfg.FrameSize, p.cfg.Partial))
