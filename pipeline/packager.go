@@ -46,10 +46,11 @@ func (p *packager) run(ctx context.Context) error {
 	}
 	// Take no more from the source than Count frames need. Under
 	// AlignStream they are exactly Count*fs bytes. Under AlignDatagram,
-	// when nothing is dropped, the datagrams queued make a known number of
-	// frames, and those frames at least Count*fs bytes (unless short tails
-	// are dropped). A datagram source may still overshoot with what one
-	// Fill adds: the sender stops at Count, and counts the rest as unsent.
+	// when the queue drops nothing, the datagrams queued make a known
+	// number of frames (see datagramFrames), and one Fill needs no more
+	// than the bytes of the frames still wanted, unless short tails are
+	// dropped. A datagram source may still overshoot with what one Fill
+	// adds: the sender stops at Count, and counts the rest as unsent.
 	limited := p.cfg.Count > 0 && p.cfg.Align == AlignStream
 	remaining := p.cfg.Count * int64(fs)
 	counted := p.cfg.Count > 0 && p.cfg.Align == AlignDatagram && p.cfg.Overflow == OverflowBlock
