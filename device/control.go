@@ -114,10 +114,7 @@ func setLines(l line, dtr, rts Level) error {
 }
 
 func modemErr(err error) error {
-	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported(ControlModemLines, "it has no modem control lines (DTR, RTS): a pseudo-terminal or a socat pair has none", err)
-	}
-	return err
+	return unsupported(ControlModemLines, "it has no modem control lines (DTR, RTS): a pseudo-terminal or a socat pair has none", err)
 }
 
 // modemBits reads the modem lines (TIOCMGET).
@@ -155,8 +152,15 @@ func (e *UnsupportedError) Error() string { return e.msg }
 // Unwrap gives what the kernel answered, such as ENOTTY.
 func (e *UnsupportedError) Unwrap() error { return e.err }
 
+// unsupported returns an *UnsupportedError for c, saying msg, when err is
+// how the kernel refuses a request the driver does not have: ENOTTY,
+// EINVAL, or ENOSYS under qemu-user. Other errors (nil too) come back as
+// they are.
 func unsupported(c Control, msg string, err error) error {
-	return &UnsupportedError{Control: c, msg: msg, err: err}
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return &UnsupportedError{Control: c, msg: msg, err: err}
+	}
+	return err
 }
 
 // RS485 is the kernel's RS-485 mode (TIOCSRS485): the driver drives RTS as
@@ -251,10 +255,7 @@ func (r RS485) raw() serialRS485 {
 func setRS485(l line, r RS485) error {
 	s := r.raw()
 	if err := l.ioctlPtr(unix.TIOCSRS485, unsafe.Pointer(&s)); err != nil {
-		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-			return unsupported(ControlRS485, "its driver has no RS-485 mode (USB-RS-485 adapters drive their transceiver themselves and need none; on a UART, enable RS-485 in the device tree or use a HAT whose driver offers it)", err)
-		}
-		return fmt.Errorf("TIOCSRS485: %w", err)
+		return unsupported(ControlRS485, "its driver has no RS-485 mode (USB-RS-485 adapters drive their transceiver themselves and need none; on a UART, enable RS-485 in the device tree or use a HAT whose driver offers it)", fmt.Errorf("TIOCSRS485: %w", err))
 	}
 	return nil
 }
@@ -309,10 +310,7 @@ func lowLatency(l line, on bool) error {
 		}
 		err = l.ioctlPtr(unix.TIOCSSERIAL, unsafe.Pointer(s))
 	}
-	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported(ControlLowLatency, "its driver has no low-latency setting (serial_struct): a pseudo-terminal has none", err)
-	}
-	return err
+	return unsupported(ControlLowLatency, "its driver has no low-latency setting (serial_struct): a pseudo-terminal has none", err)
 }
 
 // SetLowLatency turns the driver's low-latency mode on or off, and on an
@@ -391,10 +389,7 @@ func (p *Port) breakNow(d time.Duration) error {
 }
 
 func breakErr(err error) error {
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-		return unsupported(ControlBreak, "its driver cannot send a BREAK on demand (TIOCSBRK; qemu-user does not emulate it either)", err)
-	}
-	return err
+	return unsupported(ControlBreak, "its driver cannot send a BREAK on demand (TIOCSBRK; qemu-user does not emulate it either)", err)
 }
 
 // outq reads how many bytes the kernel holds for the device (TIOCOUTQ).
