@@ -567,3 +567,29 @@ func TestBreakRefusedByTheDriverIsUnsupported(t *testing.T) {
 		t.Errorf("message = %q, want it to start %q", err, want)
 	}
 }
+
+func TestUnsupportedOnlyForRequestsTheDriverLacks(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{unix.ENOTTY, true},
+		{unix.EINVAL, true},
+		{unix.ENOSYS, true},
+		{fmt.Errorf("TIOCSRS485: %w", unix.ENOTTY), true},
+		{unix.EIO, false},
+		{unix.EPERM, false},
+	} {
+		err := unsupported(ControlBreak, "no", c.err)
+		var u *UnsupportedError
+		if got := errors.As(err, &u); got != c.want {
+			t.Errorf("unsupported(%v) = %v, want an UnsupportedError: %v", c.err, err, c.want)
+		}
+		if !errors.Is(err, c.err) {
+			t.Errorf("unsupported(%v) = %v, which no longer wraps it", c.err, err)
+		}
+	}
+	if err := unsupported(ControlBreak, "no", nil); err != nil {
+		t.Errorf("unsupported(nil) = %v, want nil", err)
+	}
+}
