@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -56,11 +57,14 @@ func TestListenCatchesCorruptionAndLoss(t *testing.T) {
 			done := make(chan struct{})
 			var code int
 			var stderr string
+			had := openCount(t, os.Getpid(), f.Path())
 			go func() {
 				defer close(done)
 				code, _, stderr = runIn(context.Background(), "listen", "--port", f.Path(), "--expect", "counter", "--timeout", "1s", "--quiet")
 			}()
-			time.Sleep(200 * time.Millisecond)
+			// The stream starts once listen has the port open: its
+			// --timeout counts from there, and it reads from then on.
+			waitOpenMore(t, os.Getpid(), f.Path(), had)
 			if _, err := dev.Write(counterBytes(7 * 1000)); err != nil {
 				t.Fatal(err)
 			}

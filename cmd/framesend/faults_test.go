@@ -378,14 +378,8 @@ func TestSoak(t *testing.T) {
 		}
 		done <- total
 	}()
-	// Peak memory is the product's: a binary built without -race, whose
-	// detector would add its shadow memory (and slow 3,000,000 frames to
-	// minutes). The other subprocess tests run the same code under it.
-	plain, err := plainBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(plain, "send", "--port", f.Path(), "--count", strconv.Itoa(frames), "--rate", "0", "--stats-interval", "20ms", "--log-format", "json", "--summary", "json")
+	withoutRace(t, "peak memory is the product's, not the race detector's shadow memory")
+	cmd := command(t, "send", "--port", f.Path(), "--count", strconv.Itoa(frames), "--rate", "0", "--stats-interval", "20ms", "--log-format", "json", "--summary", "json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

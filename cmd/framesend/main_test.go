@@ -67,9 +67,7 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// plainBinary is framesend built without -race, for the tests that measure
-// the process's memory: the race detector's shadow memory is several times
-// the program's own.
+// plainBinary is framesend built without -race; see withoutRace.
 var plainBinary = sync.OnceValues(func() (string, error) {
 	if !testenv.Race {
 		return binary, nil
@@ -77,6 +75,24 @@ var plainBinary = sync.OnceValues(func() (string, error) {
 	out := filepath.Join(filepath.Dir(binary), "framesend-norace")
 	return out, testenv.GoBuild(out, ".", false)
 })
+
+// withoutRace makes test t run framesend built without -race, for the few
+// tests that measure the process itself (its memory, or whether it keeps
+// up with a burst) where the race detector would change what is measured:
+// it multiplies memory several times and slows every step. why says which.
+func withoutRace(t *testing.T, why string) {
+	t.Helper()
+	plain, err := plainBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain != binary {
+		t.Logf("framesend built without -race: %s", why)
+	}
+	was := binary
+	binary = plain
+	t.Cleanup(func() { binary = was })
+}
 
 func counterBytes(n int) []byte {
 	b := make([]byte, n)
@@ -94,16 +110,21 @@ func newFake(t *testing.T, opts devicetest.Options) *devicetest.PTY {
 // drain reads the fake's far end into a buffer until stop is closed and no
 // byte has come for quiet since then, and returns what it read.
 func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan []byte {
+	return drainInto(f, stop, quiet, &lockedBuffer{})
+}
+
+// drainInto is drain writing what it reads to seen as it comes, so that
+// the test can wait for bytes to arrive (seen.Len).
+func drainInto(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration, seen *lockedBuffer) <-chan []byte {
 	out := make(chan []byte, 1)
 	go func() {
-		var got bytes.Buffer
 		buf := make([]byte, 64<<10)
 		stopped := false
 		last := time.Now()
 		for {
 			f.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			n, err := f.Read(buf)
-			got.Write(buf[:n])
+			seen.Write(buf[:n])
 			if n > 0 {
 				last = time.Now()
 			}
@@ -123,9 +144,29 @@ func drain(f *devicetest.PTY, stop <-chan struct{}, quiet time.Duration) <-chan 
 				break
 			}
 		}
-		out <- got.Bytes()
+		out <- seen.Bytes()
 	}()
 	return out
+}
+
+// waitGrowth waits until seen holds n bytes, or until it has not grown for
+// idle: bytes that are missing then are for the caller's checks to show,
+// not a time-out. It waits for the event, a delivery; idle only bounds
+// the wait when the event never comes.
+func waitGrowth(seen *lockedBuffer, n int, idle time.Duration) {
+	last, since := -1, time.Now()
+	for {
+		l := seen.Len()
+		if l >= n {
+			return
+		}
+		if l != last {
+			last, since = l, time.Now()
+		} else if time.Since(since) > idle {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // runIn runs framesend in-process with args and returns the exit code,

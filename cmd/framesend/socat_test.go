@@ -75,6 +75,20 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// Len is how many bytes were written.
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// Bytes returns a copy of what was written.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
 func waitFor(t *testing.T, ok func() bool, what string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -88,19 +102,30 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 // waitOpen waits until process pid has path open.
 func waitOpen(t *testing.T, pid int, path string) {
 	t.Helper()
+	waitOpenMore(t, pid, path, 0)
+}
+
+// waitOpenMore waits until process pid has path open more than had times.
+func waitOpenMore(t *testing.T, pid int, path string, had int) {
+	t.Helper()
+	waitFor(t, func() bool { return openCount(t, pid, path) > had }, fmt.Sprintf("PID %d to open %s", pid, path))
+}
+
+// openCount is how many of process pid's file descriptors are open on path.
+func openCount(t *testing.T, pid int, path string) int {
+	t.Helper()
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, fd := range fds {
-			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == target {
-				return true
-			}
+	n := 0
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == target {
+			n++
 		}
-		return false
-	}, fmt.Sprintf("PID %d to open %s", pid, path))
+	}
+	return n
 }
 
 func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {

@@ -11,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/framesend/framesend/device/devicetest"
 	"github.com/framesend/framesend/pipeline"
@@ -241,6 +244,41 @@ func udpSend(t *testing.T, port string, args ...string) (*logged, *net.UDPAddr) 
 	return run, ua
 }
 
+// waitUDPRead waits until the UDP socket bound to port has nothing left
+// unread: framesend has taken every datagram the kernel queued for it
+// (or the kernel dropped it, which framesend counts). After burst, which
+// returns once the kernel has queued every datagram, this is the moment
+// framesend has seen all of them.
+func waitUDPRead(t *testing.T, port int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		found, unread := udpUnread(port)
+		return found && unread == 0
+	}, fmt.Sprintf("framesend to read every datagram queued on port %d", port))
+}
+
+// udpUnread reports whether a UDP socket is bound to port and the bytes
+// waiting in its receive queue (rx_queue in /proc/net/udp and udp6).
+func udpUnread(port int) (found bool, unread int64) {
+	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, _ := os.ReadFile(table)
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(l)
+			if len(f) < 5 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseInt(hexPort, 16, 32); err != nil || int(p) != port {
+				continue
+			}
+			_, rx, _ := strings.Cut(f[4], ":")
+			n, _ := strconv.ParseInt(rx, 16, 64)
+			found, unread = true, unread+n
+		}
+	}
+	return found, unread
+}
+
 func TestUDPSourceTenThousandDatagrams(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
@@ -275,13 +313,15 @@ func TestUDPSourceTenThousandDatagrams(t *testing.T) {
 func TestUDPAlignsDatagramsAndFiltersSenders(t *testing.T) {
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
-	got := drain(f, stop, 200*time.Millisecond)
+	seen := &lockedBuffer{}
+	got := drainInto(f, stop, 200*time.Millisecond, seen)
 	run, addr := udpSend(t, f.Path(), "--frame-size", "4", "--allow-from", "127.0.0.0/8")
 	conn, _ := net.DialUDP("udp", nil, addr)
 	defer conn.Close()
 	conn.Write([]byte{1, 2, 3})
 	conn.Write([]byte{4, 5, 6, 7, 8})
-	time.Sleep(300 * time.Millisecond)
+	// Three frames; more, or other bytes, show once it has stopped.
+	waitFor(t, func() bool { return seen.Len() >= 12 }, "12 bytes at the device")
 	run.cmd.Process.Signal(syscall.SIGINT)
 	if code := run.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, run.stderr.String())
@@ -291,18 +331,33 @@ func TestUDPAlignsDatagramsAndFiltersSenders(t *testing.T) {
 		t.Errorf("far end got % x, want % x (each datagram on its own frames)", data, want)
 	}
 
-	// Senders outside --allow-from are refused and counted.
+	// Senders outside --allow-from are refused and counted; one inside it
+	// (127.0.0.2) gets through. Its datagram, sent last, reaches the
+	// device after framesend has dealt with the five before it.
 	f2 := newFake(t, devicetest.Options{})
-	run, addr = udpSend(t, f2.Path(), "--allow-from", "10.0.0.0/8,192.168.1.7")
+	stop2 := make(chan struct{})
+	seen2 := &lockedBuffer{}
+	got2 := drainInto(f2, stop2, 200*time.Millisecond, seen2)
+	run, addr = udpSend(t, f2.Path(), "--allow-from", "10.0.0.0/8,192.168.1.7,127.0.0.2")
 	conn2, _ := net.DialUDP("udp", nil, addr)
 	defer conn2.Close()
 	for range 5 {
 		conn2.Write([]byte{1, 2, 3, 4, 5, 6, 7})
 	}
-	time.Sleep(300 * time.Millisecond)
+	allowed, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer allowed.Close()
+	allowed.Write([]byte{9, 9, 9, 9, 9, 9, 9})
+	waitFor(t, func() bool { return seen2.Len() >= 7 }, "the allowed sender's datagram at the device")
 	run.cmd.Process.Signal(syscall.SIGINT)
 	run.wait(t, 10*time.Second)
-	if !strings.Contains(run.stderr.String(), "sent 0 frames") || !strings.Contains(run.stderr.String(), "5 datagrams refused") {
+	close(stop2)
+	if data, want := <-got2, []byte{9, 9, 9, 9, 9, 9, 9}; !bytes.Equal(data, want) {
+		t.Errorf("far end got % x, want only the allowed sender's % x", data, want)
+	}
+	if !strings.Contains(run.stderr.String(), "sent 1 frame,") || !strings.Contains(run.stderr.String(), "5 datagrams refused") {
 		t.Errorf("summary: %s", run.stderr.String())
 	}
 }
@@ -335,9 +390,30 @@ func TestUDPListensOnLoopbackByDefault(t *testing.T) {
 }
 
 // burst sends n seven-byte datagrams, numbered, as fast as the socket takes
-// them.
+// them, and returns once the kernel has delivered every one to the
+// receiving socket's queue (or dropped it there). On loopback a datagram
+// goes through the sending CPU's backlog, which a busy machine may leave
+// to ksoftirqd after the write has returned. So the burst goes from one
+// thread kept on one CPU, and ends with a datagram to a socket of the
+// test's own: once it has arrived, the backlog before it is done.
 func burst(t *testing.T, addr *net.UDPAddr, n int) {
 	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var was, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &was); err != nil {
+		t.Fatal(err)
+	}
+	for cpu := range 1024 {
+		if was.IsSet(cpu) {
+			one.Set(cpu)
+			break
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &was)
 	conn, err := net.DialUDP("udp", nil, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -350,6 +426,21 @@ func burst(t *testing.T, addr *net.UDPAddr, n int) {
 		}
 	}
 	t.Logf("sent %d datagrams in %v (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+	mark, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mark.Close()
+	end, err := net.DialUDP("udp", nil, mark.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end.Close()
+	end.Write([]byte("end"))
+	mark.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := mark.ReadFrom(make([]byte, 8)); err != nil {
+		t.Fatalf("the burst's end marker: %v", err)
+	}
 }
 
 // udpSummary is the part of the JSON summary the burst tests check.
@@ -372,14 +463,18 @@ func lastSummary(t *testing.T, stderr string) udpSummary {
 // The burst a new user tried first: 20,000 seven-byte datagrams from a fast
 // sender on loopback, default flags. Every one arrives, in order.
 func TestUDPBurstArrivesWhole(t *testing.T) {
+	withoutRace(t, "a burst of 150,000 datagrams/s must be read before the socket buffer fills; the race detector slows the reader enough to lose some on a busy machine")
 	const n = 20000
 	for run := range 3 {
 		f := newFake(t, devicetest.Options{})
 		stop := make(chan struct{})
-		got := drain(f, stop, 200*time.Millisecond)
+		seen := &lockedBuffer{}
+		got := drainInto(f, stop, 200*time.Millisecond, seen)
 		fs, addr := udpSend(t, f.Path(), "--summary", "json")
 		burst(t, addr, n)
-		time.Sleep(time.Second) // a pty takes 140,000 bytes in far less
+		// Stops once the whole burst is at the device, or once it has
+		// stopped coming: what is missing then shows below.
+		waitGrowth(seen, 7*n, time.Second)
 		fs.cmd.Process.Signal(syscall.SIGINT)
 		code := fs.wait(t, 20*time.Second)
 		close(stop)
@@ -400,11 +495,12 @@ func TestUDPBurstArrivesWhole(t *testing.T) {
 // The same burst into a device that reads nothing until the burst is over:
 // well inside the default queue, so nothing is lost either.
 func TestUDPBurstIntoStalledDevice(t *testing.T) {
+	withoutRace(t, "a burst of 150,000 datagrams/s must be read before the socket buffer fills; the race detector slows the reader enough to lose some on a busy machine")
 	const n = 20000
 	f := newFake(t, devicetest.Options{})
 	run, addr := udpSend(t, f.Path(), "--count", fmt.Sprint(n), "--summary", "json")
 	burst(t, addr, n)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPRead(t, addr.Port) // the burst is all on framesend's queue
 	// Now the device reads again, at full speed.
 	stop := make(chan struct{})
 	got := drain(f, stop, 200*time.Millisecond)
@@ -433,7 +529,7 @@ func TestUDPOverflowIsCountedExactly(t *testing.T) {
 	run, addr := udpSend(t, f.Path(), "--queue", "1000", "--drain-timeout", "2s", "--summary", "json")
 	const n = 20000
 	burst(t, addr, n)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPRead(t, addr.Port) // every datagram taken in (or dropped) before the stop
 	run.cmd.Process.Signal(syscall.SIGINT)
 	// Now the device reads again, at full speed.
 	stop := make(chan struct{})
@@ -581,13 +677,18 @@ func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
 		t.Run(c.spec, func(t *testing.T) {
 			f := newFake(t, devicetest.Options{})
 			stop := make(chan struct{})
-			got := drain(f, stop, 200*time.Millisecond)
+			seen := &lockedBuffer{}
+			got := drainInto(f, stop, 200*time.Millisecond, seen)
 			run, m := sendLogged(t, `listening for datagrams"? addr=(\S+)`, "--port", f.Path(), "--source", c.spec, "--frame-size", "10")
 			ap, err := netip.ParseAddrPort(m[1])
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, from := range []string{"127.0.0.1", "::1"} {
+			// ::1 first: a datagram the bind must not take has no event
+			// of its own, but had it been taken it would reach the device
+			// before 127.0.0.1's, sent after it on the same socket's
+			// queue. So waiting for the last wanted one covers it.
+			for _, from := range []string{"::1", "127.0.0.1"} {
 				conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(from), ap.Port())))
 				if err != nil {
 					t.Fatal(err)
@@ -595,9 +696,7 @@ func TestUDPBindsOnlyTheFamilyNamed(t *testing.T) {
 				conn.Write([]byte(from))
 				conn.Close()
 			}
-			// Waits for the absence too: a datagram the bind must not
-			// take has no event to wait for.
-			time.Sleep(300 * time.Millisecond)
+			waitFor(t, func() bool { return bytes.Contains(seen.Bytes(), []byte("127.0.0.1")) }, "127.0.0.1's datagram at the device")
 			run.cmd.Process.Signal(syscall.SIGINT)
 			if code := run.wait(t, 10*time.Second); code != 0 {
 				t.Fatalf("exit %d: %s", code, run.stderr.String())
