@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/framesend/framesend/device/ptyfake"
 	"github.com/framesend/framesend/internal/mosquitto"
+	"github.com/framesend/framesend/internal/peakrss"
 )
 
 func main() {
@@ -176,21 +176,6 @@ func (d *device) start(framesend, broker string) error {
 		"--client-id", d.id, "--summary", "json", "--log-level", "warn")
 	d.proc.Stderr = d.out
 	return d.proc.Start()
-}
-
-// peakRSS returns a process's VmHWM in KiB.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // statuses follows every sender's retained status topic.
@@ -345,7 +330,7 @@ func simulate(o options) (*result, error) {
 	res.killed = len(killed)
 	killedAt := time.Now()
 	for _, d := range killed {
-		res.rssKiB = append(res.rssKiB, peakRSS(d.proc.Process.Pid))
+		res.rssKiB = append(res.rssKiB, peakrss.Of(d.proc.Process.Pid))
 		d.proc.Process.Signal(syscall.SIGKILL)
 		d.proc.Wait()
 	}
@@ -392,7 +377,7 @@ func simulate(o options) (*result, error) {
 		res.problems = append(res.problems, werr.Error())
 	}
 	fmt.Fprintf(o.log, "fleet: delivered in %.1f s\n", res.elapsed.Seconds())
-	res.brokerKiB = peakRSS(broker.Pid())
+	res.brokerKiB = peakrss.Of(broker.Pid())
 
 	// Stop every sender and read its peak RSS from its summary.
 	for _, d := range devs {

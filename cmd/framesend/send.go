@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -258,20 +256,4 @@ func stallMessage(path string, se *pipeline.StallError, hint string) error {
 		return fmt.Errorf("%s %s: %v", se.Op, path, se)
 	}
 	return fmt.Errorf("%s %s: %v (--write-timeout); %s", se.Op, path, se, hint)
-}
-
-// peakRSS returns this process's peak resident memory in KiB (VmHWM), or 0
-// where /proc does not say.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
