@@ -343,7 +343,7 @@ func (m *MQTT) subscribe(c mqtt.Client) error {
 func (m *MQTT) stray(_ mqtt.Client, msg mqtt.Message) {
 	n := m.refused.Add(1)
 	if m.warned.Allow() {
-		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this --client-id?); acknowledged and dropped",
+		m.log.Warn("mqtt: a message on a topic not subscribed to (a subscription left in the session by an earlier run with this client ID?); acknowledged and dropped",
 			"topic", msg.Topic(), "subscribed", m.cfg.Topic, "refused_total", n)
 	}
 	m.acks.push(heldMessage{msg: msg, conn: m.acks.connection()}) // never in paho's reader

@@ -59,8 +59,8 @@ func udpAddress(spec, arg string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// openUDP binds the socket and logs where it listens, warning about what
-// would let datagrams in, or lose them, unseen.
+// openUDP binds the socket and logs where it listens, warning when the
+// kernel grants a smaller receive buffer than asked for.
 func openUDP(_ context.Context, s *Spec, o Options) (*Opened, error) {
 	u, err := ListenUDP(s.addr, o.Allow, o.Logger)
 	if err != nil {
@@ -78,9 +78,6 @@ func openUDP(_ context.Context, s *Spec, o Options) (*Opened, error) {
 	u.name = s.spec
 	log := o.Logger
 	a := u.Addr().(*net.UDPAddr)
-	if a.IP.IsUnspecified() {
-		log.Warn("udp: listening on every interface: any host that can reach this machine can write to the serial port; use --allow-from to limit senders", "addr", a.String())
-	}
 	granted, asked, rmemMax := u.ReceiveBuffer()
 	log.Info("udp: listening for datagrams", "addr", a.String(), "receive_buffer", granted, "rmem_max", rmemMax)
 	if granted < 2*asked {

@@ -182,7 +182,7 @@ func (u *UDP) Fill(ctx context.Context, b *pipeline.Block) error {
 				continue
 			}
 			if !u.allowed(from.Addr()) {
-				u.refuse("sender not in --allow-from", from, n)
+				u.refuse("sender not in the allowed networks", from, n)
 				continue
 			}
 			if (b.Len() > 0 || b.Datagrams() > 0) && !b.Fits(n) {

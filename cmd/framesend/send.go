@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"time"
 
@@ -17,10 +18,10 @@ import (
 func sendCommand() *cli.Command {
 	flags := append(serialFlags(),
 		&cli.StringFlag{Name: "source", Value: "counter", Usage: "where the data comes from: " + sourceHelp + "; counter is byte k = k mod 16", EnvVars: env("source"), Category: catSource},
-		&cli.StringFlag{Name: "align", Usage: "stream (cut frames from the bytes of all datagrams) or datagram (each datagram starts a new frame); default datagram for udp, stream otherwise", EnvVars: env("align"), Category: catSource},
+		&cli.StringFlag{Name: "align", Usage: "stream (cut frames from the bytes of all datagrams) or datagram (each datagram starts a new frame); default datagram for udp and mqtt, stream otherwise", EnvVars: env("align"), Category: catSource},
 		&cli.StringFlag{Name: "partial", Value: "pad", Usage: "a short last frame (end of the source, or of a datagram when aligned): pad, drop or error", EnvVars: env("partial"), Category: catSource},
 		&cli.StringFlag{Name: "pad", Value: "0x00", Usage: "the `BYTE` that pads a short frame", EnvVars: env("pad"), Category: catSource},
-		&cli.StringFlag{Name: "overflow", Usage: "when the queue is full: block (hold the source back), drop-newest or drop-oldest; default drop-newest for udp, block otherwise", EnvVars: env("overflow"), Category: catSource},
+		&cli.StringFlag{Name: "overflow", Usage: "when the queue is full: block (hold the source back), drop-newest or drop-oldest; default drop-newest for udp, block otherwise (mqtt and the byte streams take only block)", EnvVars: env("overflow"), Category: catSource},
 		&cli.StringFlag{Name: "allow-from", Usage: "udp: accept datagrams only from these `CIDRs` (comma-separated); others are dropped and counted", EnvVars: env("allow-from"), Category: catSource},
 		frameSizeFlag(catFrames),
 		&cli.Int64Flag{Name: "count", Aliases: []string{"n"}, Usage: "frames to send; 0 = until stopped or the source ends", EnvVars: env("count"), Category: catFrames},
@@ -178,6 +179,9 @@ func sendAction(c *cli.Context) error {
 	defer src.Close()
 	cfg.Source = src.Source
 	mqtt, _ := src.Source.(*source.MQTT)
+	if u, ok := src.Source.(*source.UDP); ok && u.Addr().(*net.UDPAddr).IP.IsUnspecified() {
+		log.Warn("udp: listening on every interface: any host that can reach this machine can write to the serial port; use --allow-from to limit senders", "addr", u.Addr().String())
+	}
 	total := src.Frames(cfg.FrameSize, cfg.Align, cfg.Partial)
 	if cfg.Count > 0 && (total == 0 || cfg.Count < total) {
 		total = cfg.Count
