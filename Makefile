@@ -22,7 +22,7 @@ CROSS   := linux-amd64 linux-armv6 linux-armv7 linux-arm64
 FUZZTIME ?= 5s
 FUZZ    := source:FuzzParseHexLine source:FuzzHexRoundTrip pipeline:FuzzSenderFraming
 
-.PHONY: all build run test fuzz soak bench fleet-sim lint clean cross man install uninstall deb hil
+.PHONY: all build run test fuzz soak bench bench-batch1 fleet-sim lint clean cross man install uninstall deb hil
 
 all: build
 
@@ -64,6 +64,22 @@ soak:
 # Also saved to bench-results.md. About five minutes.
 bench: build
 	$(GO) run ./bench -framesend $(BIN) -out bench-results.md
+
+# --batch 1 alone: CPU per frame against a raw write(2) loop (user and
+# system, net of start-up), and under perf, if installed, user-space and
+# kernel CPU from samples, syscalls of each kind, and instructions where
+# the machine has hardware counters. AGAINST=REV also measures framesend
+# built from git revision REV (such as 12d74d6, before the port layer).
+AGAINST ?=
+bench-batch1: build
+	@set -e; against=; \
+	if [ -n "$(AGAINST)" ]; then \
+		d=$$(mktemp -d); trap 'git worktree remove --force "$$d/src"; rm -rf "$$d"' EXIT; \
+		git worktree add -q --detach "$$d/src" "$(AGAINST)"; \
+		(cd "$$d/src" && CGO_ENABLED=0 $(GO) build -trimpath -o "$$d/framesend-$(AGAINST)" ./cmd/framesend); \
+		against="-against $$d/framesend-$(AGAINST)"; \
+	fi; \
+	$(GO) run ./bench -framesend $(BIN) -only batch1 -runs 11 $$against
 
 # Hardware in the loop: Debian's stock kernel in QEMU (TCG) with the real
 # ftdi_sio, 8250 and amba-pl011 drivers and real udev; one line per check.

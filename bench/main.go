@@ -63,7 +63,7 @@ func main() {
 		}
 		return
 	}
-	if err := measure(*framesend, *runs, *out); err != nil {
+	if err := measure(*framesend, *runs, *out, *against); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -170,7 +170,7 @@ func median(rs []result, f func(result) time.Duration) time.Duration {
 	return xs[len(xs)/2]
 }
 
-func measure(framesend string, runs int, outPath string) error {
+func measure(framesend string, runs int, outPath, against string) error {
 	if _, err := os.Stat(framesend); err != nil {
 		return fmt.Errorf("%v (run make build first)", err)
 	}
@@ -267,6 +267,11 @@ func measure(framesend string, runs int, outPath string) error {
 	ratio(3, 2, "≥ 0.90 and ≤ 1.25")
 	ratio(4, 2, "≥ 0.90 and ≤ 1.25")
 	ratio(5, 2, "≥ 0.90 and ≤ 1.25")
+	// --batch 1 in detail: CPU split, start-up, syscall counts (and
+	// instructions where perf can count them), which load hardly changes.
+	if err := batch1Rows(&t, self, framesend, against, runs, small); err != nil {
+		return err
+	}
 	fmt.Fprintf(&t, "\n| pacing | nominal | achieved at the far end | error | interval median | interval p99 |\n|---|---|---|---|---|---|\n")
 	for _, p := range paces {
 		fmt.Fprintf(&t, "| --rate %d, %d frames | %d/s | %.2f/s | %+.3f%% | %v | %v |\n",
