@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"github.com/framesend/framesend/internal/testenv"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	mosq "github.com/framesend/framesend/internal/mosquitto"
 	"github.com/framesend/framesend/pipeline"
 )
 
@@ -162,42 +159,16 @@ func TestMQTTStuckAckHoldsBackNoNewConnection(t *testing.T) {
 }
 
 // mosquitto starts a broker on a loopback port of its own; extra is added
-// to its configuration.
+// to its configuration. It returns the broker's tcp:// URL.
 func mosquitto(t *testing.T, extra string) string {
 	t.Helper()
 	bin := testenv.Tool(t, "mosquitto", "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := mosq.Start(bin, "max_queued_messages 100000\n"+extra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n%s\n", port, extra)
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", path)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for end := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatal("mosquitto did not listen on " + addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "tcp://" + addr
+	t.Cleanup(b.Stop)
+	return "tcp://" + b.Addr()
 }
 
 // With a broker that does not bound its in-flight window, messages the

@@ -28,80 +28,63 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/internal/mosquitto"
 )
 
-// broker is a real Mosquitto on a loopback port of its own.
+// broker is a real Mosquitto on a loopback port of its own, with
+// persistence, so that a restart keeps the sessions.
 type broker struct {
-	t    *testing.T
-	bin  string
-	conf string
-	port int
-	cmd  *exec.Cmd
+	*mosquitto.Broker
+	t *testing.T
 }
 
 // startBroker starts Mosquitto; extra is added to its configuration.
 func startBroker(t *testing.T, extra string) *broker {
 	t.Helper()
 	bin := requireTool(t, "mosquitto", "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mb, err := mosquitto.Start(bin, "persistence true\nmax_queued_messages 100000\n"+extra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence true\npersistence_location %s/\nmax_queued_messages 100000\n%s\n", port, dir, extra)
-	if !strings.Contains(extra, "allow_anonymous") {
-		conf += "allow_anonymous true\n"
-	}
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	b := &broker{t: t, bin: bin, conf: filepath.Join(dir, "mosquitto.conf"), port: port}
-	os.WriteFile(b.conf, []byte(conf), 0o644)
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	t.Cleanup(mb.Stop)
+	return &broker{Broker: mb, t: t}
 }
 
-func (b *broker) start() {
+// restart starts the broker again, as it was, plus the configuration more.
+func (b *broker) restart(more string) {
 	b.t.Helper()
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	var log lockedBuffer
-	b.cmd.Stderr, b.cmd.Stdout = &log, &log
-	if err := b.cmd.Start(); err != nil {
+	if err := b.Restart(more); err != nil {
 		b.t.Fatal(err)
-	}
-	waitFor(b.t, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "mosquitto to listen: "+log.String())
-}
-
-func (b *broker) stop() {
-	if b.cmd != nil && b.cmd.Process != nil {
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		b.cmd.Wait()
-		b.cmd = nil
 	}
 }
 
 func (b *broker) url(topic string) string {
-	return fmt.Sprintf("mqtt://127.0.0.1:%d/%s", b.port, topic)
+	return fmt.Sprintf("mqtt://%s/%s", b.Addr(), topic)
 }
 
 // client connects a publisher or watcher.
 func (b *broker) client(id string) mqtt.Client {
 	b.t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID(id).SetAutoReconnect(true).SetConnectRetry(true))
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(id).SetAutoReconnect(true).SetConnectRetry(true))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.t.Fatalf("connect %s: %v", id, tok.Error())
 	}
 	b.t.Cleanup(func() { c.Disconnect(100) })
 	return c
+}
+
+// leaveSession leaves a persistent session for client id on the broker,
+// subscribed to topic at QoS 1, as a run of framesend that went away does.
+func (b *broker) leaveSession(id, topic string) {
+	b.t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(id).SetCleanSession(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.t.Fatalf("connect %s: %v", id, tok.Error())
+	}
+	if tok := c.Subscribe(topic, 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.t.Fatalf("subscribe %s to %s: %v", id, topic, tok.Error())
+	}
+	c.Disconnect(100)
 }
 
 // publish sends numbered 7-byte messages from..to-1 to topic at QoS 1.
@@ -345,9 +328,9 @@ func TestMQTTBrokerRestart(t *testing.T) {
 	run, _ := sendLogged(t, subscribed, "--port", f.Path(), "--source", b.url("lab/r"), "--client-id", "r1", "--count", "200", "--stats-interval", "100ms")
 	publish(t, b.client("pub1"), "lab/r", 0, 100)
 	waitFor(t, func() bool { return progressFrames(run.stderr.String()) >= 100 }, "the first 100 written")
-	b.stop()
+	b.Halt()
 	waitFor(t, func() bool { return strings.Contains(run.stderr.String(), "connection lost") }, "framesend to see the broker gone")
-	b.start()
+	b.restart("")
 	waitFor(t, func() bool { return strings.Count(run.stderr.String(), subscribed) >= 2 }, "framesend to reconnect")
 	publish(t, b.client("pub2"), "lab/r", 100, 200)
 	if code := run.wait(t, 60*time.Second); code != 0 {
@@ -404,7 +387,7 @@ func TestMQTTBadInput(t *testing.T) {
 		os.Chmod(pwfile, 0o644)
 		b := startBroker(t, "allow_anonymous false\npassword_file "+pwfile)
 		f := newFake(t, devicetest.Options{})
-		src := fmt.Sprintf("mqtt://bob@127.0.0.1:%d/t", b.port)
+		src := "mqtt://bob@" + b.Addr() + "/t"
 		code, _, stderr := framesend(t, []string{"FRAMESEND_MQTT_PASSWORD=wrong"}, "send", "--port", f.Path(), "--source", src, "--connect-timeout", "5s")
 		if code != 1 || !strings.Contains(stderr, "refused the connection") {
 			t.Errorf("wrong password: exit %d, %q", code, stderr)
@@ -488,11 +471,7 @@ func TestMQTTOverTLS(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	tlsPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	conf, _ := os.ReadFile(b.conf)
-	conf = append(conf, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n", tlsPort, ca, cert, key)...)
-	os.WriteFile(b.conf, conf, 0o644)
-	b.stop()
-	b.start()
+	b.restart(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s", tlsPort, ca, cert, key))
 	waitFor(t, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort))
 		if err == nil {
@@ -651,12 +630,7 @@ func TestMQTTBacklogWaitingAtConnect(t *testing.T) {
 		id := fmt.Sprintf("backlog%d", run)
 		topic := "lab/" + id
 		// The session exists, with a subscription, while framesend is away.
-		sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID(id).SetCleanSession(false))
-		if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-		sub.Subscribe(topic, 1, nil).Wait()
-		sub.Disconnect(100)
+		b.leaveSession(id, topic)
 		publish(t, pub, topic, 0, 2000)
 		f := newFake(t, devicetest.Options{})
 		stop := make(chan struct{})
@@ -678,12 +652,7 @@ func TestMQTTBacklogWaitingAtConnect(t *testing.T) {
 func TestMQTTMessagesOnAnOldSubscriptionAreRefused(t *testing.T) {
 	b := startBroker(t, "")
 	pub := b.client("pub")
-	old := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID("moved").SetCleanSession(false))
-	if tok := old.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	old.Subscribe("lab/old", 1, nil).Wait()
-	old.Disconnect(100)
+	b.leaveSession("moved", "lab/old")
 	publish(t, pub, "lab/old", 0, 50) // more than the broker's in-flight window
 	f := newFake(t, devicetest.Options{})
 	stop := make(chan struct{})
