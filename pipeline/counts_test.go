@@ -276,3 +276,31 @@ func TestPartialFrameErrorSaysWhatEnded(t *testing.T) {
 		t.Errorf("message %q, want %q", err, want)
 	}
 }
+
+// A datagram that ends in a short frame PartialDrop drops is done with
+// once the frames before it are written, under either alignment, and is
+// acknowledged then: holding its ack would have an MQTT broker deliver it
+// again only to have its tail dropped again.
+func TestAckForADatagramEndingInADroppedShortFrame(t *testing.T) {
+	for _, align := range []pipeline.Align{pipeline.AlignStream, pipeline.AlignDatagram} {
+		t.Run(string(align), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{}
+			src := &ackSource{datagrams: [][]byte{{1, 2, 3, 4}, {5, 6, 7}}, rec: rec}
+			cfg := config(4, 0)
+			cfg.Source, cfg.Align, cfg.Partial = src, align, pipeline.PartialDrop
+			st, err := pipeline.Run(context.Background(), rec, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Frames != 1 || st.Short != 1 {
+				t.Errorf("frames %d, short %d; want 1 and 1", st.Frames, st.Short)
+			}
+			if !slices.Equal(src.fired, []int{0, 1}) {
+				t.Fatalf("acked %v, want [0 1]", src.fired)
+			}
+			if src.at[1] < 4 {
+				t.Errorf("datagram 1 acked with %d bytes written, before the frame before it (4 bytes)", src.at[1])
+			}
+		})
+	}
+}
