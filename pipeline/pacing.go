@@ -109,11 +109,11 @@ func (p *pacer) wait(ctx context.Context, sent int64, drainBy time.Time, stoppin
 // away in between.
 func (s *sender) shape(ctx context.Context, op string, hook func() error) error {
 	for {
-		s.armAfresh() // a break or gap gets a deadline of its own
-		if err := s.arm(s.fs); err != nil {
+		s.dl.afresh() // a break or gap gets a deadline of its own
+		if err := s.dl.arm(s.fs); err != nil {
 			return err
 		}
-		err := s.stalled(op, hook())
+		err := s.dl.stalled(op, hook())
 		if err == nil {
 			return nil
 		}

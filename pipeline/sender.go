@@ -25,8 +25,7 @@ type sender struct {
 	// the stream is written up to its datagram's end. consumed is the stream
 	// position of buf[off].
 	consumed int64
-	acks     []pendingAck
-	ackHead  int
+	acks     ackQueue
 
 	// What the sender took and did not write, counted as it is left.
 	unsent unsent
@@ -36,12 +35,8 @@ type sender struct {
 
 	drainBy time.Time // set once ctx is done
 
-	bound     bound       // the writer's deadlines
-	rearmAt   time.Time   // arm keeps the deadline until then
-	callStart time.Time   // when the write call in progress began, if clocked
-	clocked   bool        // arm read the clock for the write call in progress
-	unclocked int         // write calls arm still lets go without the clock
-	shaper    FrameShaper // nil unless the writer shapes every frame
+	dl     deadlines   // the writer's deadlines
+	shaper FrameShaper // nil unless the writer shapes every frame
 }
 
 func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender {
@@ -57,9 +52,10 @@ func newSender(w io.Writer, cfg Config, pool chan *Block, blockSize int) *sender
 		// Room for a full write, a whole block and a frame of padding.
 		buf:    make([]byte, 0, maxW+blockSize+cfg.FrameSize),
 		unsent: unsent{fs: cfg.FrameSize, align: cfg.Align, partial: cfg.Partial},
+		dl:     deadlines{timeout: cfg.WriteTimeout, byteTime: cfg.ByteTime},
 	}
 	if dw, ok := w.(DeadlineWriter); ok {
-		s.bound.dw = dw
+		s.dl.bound.dw = dw
 	}
 	return s
 }
@@ -71,12 +67,12 @@ var errDrained = errors.New("drain timeout")
 // is empty, the count is reached, the stop's drain runs out or a write
 // fails. What it could not write is counted in s.stats.
 func (s *sender) run(ctx context.Context, in *queue) error {
-	if s.bound.dw != nil {
+	if s.dl.bound.dw != nil {
 		// A stop cuts a write that is waiting on the device at the end
 		// of the drain timeout. The callback runs once, on its own
 		// goroutine, when ctx is done, and returns at once; after the
 		// sender returns it no longer runs.
-		unregister := context.AfterFunc(ctx, func() { s.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout)) })
+		unregister := context.AfterFunc(ctx, func() { s.dl.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout)) })
 		defer unregister()
 	}
 	if s.pacer = newPacer(s.cfg.Rate, s.cfg.Logger); s.pacer != nil {
@@ -152,7 +148,7 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 		s.buf = append(s.buf, b.data[:n]...)
 		for i, fn := range b.acks {
 			if int(b.ends[i]) <= n {
-				s.acks = append(s.acks, pendingAck{start + int64(b.ends[i]), fn})
+				s.acks.add(start+int64(b.ends[i]), fn)
 			}
 		}
 		s.unsent.block(b, n)
@@ -189,7 +185,7 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 			}
 		}
 		if len(b.acks) > 0 {
-			s.acks = append(s.acks, pendingAck{s.unwrittenEnd(), b.acks[i]})
+			s.acks.add(s.unwrittenEnd(), b.acks[i])
 		}
 		start = end
 	}
@@ -344,7 +340,7 @@ func (s *sender) stopping(ctx context.Context) error {
 		if ctx.Err() == nil {
 			return nil
 		}
-		s.drainBy = s.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout))
+		s.drainBy = s.dl.bound.stopAt(time.Now().Add(s.cfg.DrainTimeout))
 	}
 	if !time.Now().Before(s.drainBy) {
 		return errDrained

@@ -13,13 +13,39 @@ type pendingAck struct {
 	fn  func()
 }
 
+// ackQueue holds the acknowledgements of the datagrams taken, in stream
+// order.
+type ackQueue struct {
+	pending []pendingAck
+	head    int
+}
+
+func (q *ackQueue) add(end int64, fn func()) { q.pending = append(q.pending, pendingAck{end, fn}) }
+
+// due reports whether a datagram ending at or before pos waits for its ack.
+func (q *ackQueue) due(pos int64) bool {
+	return q.head < len(q.pending) && q.pending[q.head].end <= pos
+}
+
+// fire acknowledges every datagram ending at or before pos.
+func (q *ackQueue) fire(pos int64) {
+	for q.due(pos) {
+		q.pending[q.head].fn()
+		q.pending[q.head] = pendingAck{}
+		q.head++
+	}
+	if q.head == len(q.pending) {
+		q.pending, q.head = q.pending[:0], 0
+	}
+}
+
 // unwrittenEnd is the stream position just past the last byte in buf.
 func (s *sender) unwrittenEnd() int64 { return s.consumed + int64(len(s.buf)-s.off) }
 
 // fireAcks acknowledges every datagram now written whole, draining the
 // writer first if the config asks for it.
 func (s *sender) fireAcks() error {
-	if s.ackHead == len(s.acks) || s.acks[s.ackHead].end > s.consumed {
+	if !s.acks.due(s.consumed) {
 		return nil
 	}
 	if s.cfg.DrainBeforeAck {
@@ -27,14 +53,7 @@ func (s *sender) fireAcks() error {
 			return err
 		}
 	}
-	for s.ackHead < len(s.acks) && s.acks[s.ackHead].end <= s.consumed {
-		s.acks[s.ackHead].fn()
-		s.acks[s.ackHead] = pendingAck{}
-		s.ackHead++
-	}
-	if s.ackHead == len(s.acks) {
-		s.acks, s.ackHead = s.acks[:0], 0
-	}
+	s.acks.fire(s.consumed)
 	return nil
 }
 
@@ -89,12 +108,12 @@ func writeFull(w io.Writer, p []byte, g writeGuard) (written, calls int, err err
 // the start of the frame whose write failed.
 func (s *sender) write(ctx context.Context, p []byte) error {
 	var g writeGuard
-	if s.bound.dw != nil {
-		g = s
+	if s.dl.bound.dw != nil {
+		g = &s.dl
 	}
 	for {
 		n, calls, err := writeFull(s.w, p, g)
-		err = s.stalled("write", err)
+		err = s.dl.stalled("write", err)
 		s.stats.Writes += int64(calls)
 		done := n / s.fs * s.fs
 		s.count(done)
@@ -114,7 +133,7 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 		}
 		s.stats.Reconnects++
 		s.cfg.Live.reconnects.Add(1)
-		s.armAfresh() // the port opened again has no deadline yet
+		s.dl.afresh() // the port opened again has no deadline yet
 		if n > done {
 			s.stats.Resent++ // part of this frame reached the old device
 		}
@@ -128,6 +147,20 @@ func (s *sender) count(n int) {
 	s.stats.Bytes += int64(n)
 	s.cfg.Live.frames.Add(frames)
 	s.cfg.Live.bytes.Add(int64(n))
+}
+
+// deadlines bounds the sender's writes, drains and shaping hooks on a
+// writer with deadlines (DeadlineWriter): it is writeFull's writeGuard. It
+// is used by the sender goroutine alone; bound is shared with the stop.
+type deadlines struct {
+	bound    bound
+	timeout  time.Duration // Config.WriteTimeout
+	byteTime time.Duration // Config.ByteTime
+
+	rearmAt   time.Time // arm keeps the deadline until then
+	callStart time.Time // when the write call in progress began, if clocked
+	clocked   bool      // arm read the clock for the write call in progress
+	unclocked int       // write calls arm still lets go without the clock
 }
 
 // armEvery is how many write calls in a row share one reading of the clock.
@@ -146,66 +179,70 @@ const armEvery = 16
 // write that has to wait for the device, and retry gives such a write a
 // fresh deadline instead of calling it a stall, since when it began is not
 // known.
-func (s *sender) arm(rest int) error {
-	if s.bound.dw == nil || s.cfg.WriteTimeout <= 0 {
+func (d *deadlines) arm(rest int) error {
+	if d.bound.dw == nil || d.timeout <= 0 {
 		return nil // no deadline but the stop's, which stopAt sets
 	}
-	if s.unclocked > 0 {
-		s.unclocked--
-		s.clocked = false
+	if d.unclocked > 0 {
+		d.unclocked--
+		d.clocked = false
 		return nil
 	}
-	s.unclocked = armEvery - 1
+	d.unclocked = armEvery - 1
 	now := time.Now()
-	s.callStart, s.clocked = now, true
-	if now.Before(s.rearmAt) {
+	d.callStart, d.clocked = now, true
+	if now.Before(d.rearmAt) {
 		return nil
 	}
-	s.rearmAt = now.Add(s.cfg.WriteTimeout / 2)
-	return s.bound.arm(now.Add(s.cfg.WriteTimeout + time.Duration(rest)*s.cfg.ByteTime))
+	d.rearmAt = now.Add(d.timeout / 2)
+	return d.bound.arm(now.Add(d.timeout + time.Duration(rest)*d.byteTime))
 }
 
 // retry reports whether a write call that took n bytes and ended with err
 // may go on under a new deadline: its deadline passed, the stop's has not,
 // and it made progress, or has waited less than the write timeout.
-func (s *sender) retry(n int, err error) bool {
-	if !errors.Is(err, os.ErrDeadlineExceeded) || s.bound.duringStop() {
+func (d *deadlines) retry(n int, err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || d.bound.duringStop() {
 		return false
 	}
-	if n > 0 || !s.clocked || time.Since(s.callStart) < s.cfg.WriteTimeout {
-		s.armAfresh()
+	if n > 0 || !d.clocked || time.Since(d.callStart) < d.timeout {
+		d.afresh()
 		return true
 	}
 	return false
 }
 
-// armAfresh makes the next arm read the clock and set a new deadline.
-func (s *sender) armAfresh() { s.rearmAt, s.unclocked = time.Time{}, 0 }
+// afresh makes the next arm read the clock and set a new deadline.
+func (d *deadlines) afresh() { d.rearmAt, d.unclocked = time.Time{}, 0 }
 
 // stalled turns a deadline error of op into a *StallError; other errors
 // pass unchanged.
-func (s *sender) stalled(op string, err error) error {
+func (d *deadlines) stalled(op string, err error) error {
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
-	if s.bound.duringStop() {
+	if d.bound.duringStop() {
 		return &StallError{Op: op, DuringStop: true, Err: err}
 	}
-	return &StallError{Op: op, For: s.cfg.WriteTimeout, Err: err}
+	return &StallError{Op: op, For: d.timeout, Err: err}
+}
+
+// armed returns the deadline armed last.
+func (d *deadlines) armed() time.Time {
+	d.bound.mu.Lock()
+	defer d.bound.mu.Unlock()
+	return d.bound.armed
 }
 
 // drain waits until the written bytes have left, bounded like a write of the
 // largest batch.
 func (s *sender) drain() error {
 	if d, ok := s.w.(DeadlineDrainer); ok {
-		s.armAfresh() // a drain gets a deadline of its own
-		if err := s.arm(s.maxW); err != nil {
+		s.dl.afresh() // a drain gets a deadline of its own
+		if err := s.dl.arm(s.maxW); err != nil {
 			return err
 		}
-		s.bound.mu.Lock()
-		deadline := s.bound.armed
-		s.bound.mu.Unlock()
-		return s.stalled("drain", d.DrainBy(deadline))
+		return s.dl.stalled("drain", d.DrainBy(s.dl.armed()))
 	}
 	if d, ok := s.w.(Drainer); ok {
 		return d.Drain()
