@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+
+	"github.com/framesend/framesend/internal/warnlimit"
 )
 
 // packager reads the source into blocks and queues them.
@@ -17,8 +19,8 @@ type packager struct {
 	// Written by the packager goroutine, read after it exits.
 	datagrams int64
 	dropped   int64
-	unqueued  *Block    // read but never queued: the sender stopped first
-	warn      warnLimit // for the queue-full warning
+	unqueued  *Block          // read but never queued: the sender stopped first
+	warn      warnlimit.Limit // for the queue-full warning
 	unwarned  int64
 	open      int // bytes of a datagram that goes on in the next block
 }
@@ -160,7 +162,7 @@ func (p *packager) drop(n int64) {
 	p.dropped += n
 	p.unwarned += n
 	p.cfg.Live.dropped.Add(n)
-	if p.warn.allow() {
+	if p.warn.Allow() {
 		p.cfg.Logger.Warn("queue full: dropping datagrams", "dropped", p.unwarned, "total_dropped", p.dropped, "policy", string(p.cfg.Overflow))
 		p.unwarned = 0
 	}
