@@ -103,6 +103,13 @@ func (p *packager) frames(b *Block) int64 {
 	if len(b.ends) == 0 && !b.open {
 		return 0 // stream bytes, which the sender frames as a stream
 	}
+	if p.open == 0 && !b.open && p.cfg.Partial != PartialDrop {
+		// Whole datagrams: their frames are their charge on the queue (a
+		// short datagram under PartialError, counted a frame more, ends
+		// the run anyway).
+		b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
+		return int64(b.charge / p.cfg.FrameSize)
+	}
 	n, start := int64(0), 0
 	for _, e := range b.ends {
 		n += int64(datagramFrames(p.open+int(e)-start, p.cfg.FrameSize, p.cfg.Partial))
@@ -142,7 +149,9 @@ func (p *packager) send(ctx context.Context, b *Block) error {
 	if b.open && p.cfg.Overflow != OverflowBlock {
 		return splitDatagram(p.cfg.Overflow, p.blockSize)
 	}
-	b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
+	if b.charge == 0 {
+		b.charge = b.chargeFor(p.cfg.FrameSize, p.cfg.Align)
+	}
 	res, err := p.q.put(b, p.cfg.Overflow, p.cfg.FrameSize, p.cfg.Align)
 	if err != nil {
 		p.unqueued = b // counted as unsent once the sender is done

@@ -151,7 +151,9 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 				s.acks.add(start+int64(b.ends[i]), fn)
 			}
 		}
-		s.unsent.block(b, n)
+		if n < len(b.data) {
+			s.unsent.block(b, n)
+		}
 		return nil
 	}
 	start := 0
@@ -192,7 +194,9 @@ func (s *sender) take(ctx context.Context, b *Block) error {
 	// The first piece of a datagram that ends in a later block.
 	n := min(len(b.data)-start, s.room())
 	s.buf = append(s.buf, b.data[start:start+n]...)
-	s.unsent.block(b, start+n)
+	if start+n < len(b.data) {
+		s.unsent.block(b, start+n)
+	}
 	return nil
 }
 
