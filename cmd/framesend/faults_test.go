@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/framesend/framesend/device/devicetest"
 	"github.com/framesend/framesend/pipeline"
 )
@@ -303,6 +305,23 @@ func TestNoLockLetsASecondProcessIn(t *testing.T) {
 	}
 }
 
+// waitWriteBlocked waits until a thread of process pid waits in ppoll(2),
+// which is where framesend's port write waits for the device to take more.
+// (The counter source never polls, so for a send from it nothing else does.)
+func waitWriteBlocked(t *testing.T, pid int) {
+	t.Helper()
+	ppoll := fmt.Sprint(unix.SYS_PPOLL)
+	waitFor(t, func() bool {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+		for _, task := range tasks {
+			if b, err := os.ReadFile(task); err == nil && strings.HasPrefix(string(b), ppoll+" ") {
+				return true
+			}
+		}
+		return false
+	}, fmt.Sprintf("PID %d to wait for room on the port", pid))
+}
+
 func TestStalledDevice(t *testing.T) {
 	t.Run("write timeout", func(t *testing.T) {
 		f := newFake(t, devicetest.Options{}) // nobody reads: the buffer fills
@@ -324,6 +343,9 @@ func TestStalledDevice(t *testing.T) {
 		f := newFake(t, devicetest.Options{})
 		cmd, stderr := start(t, "send", "--port", f.Path(), "--write-timeout", "0", "--drain-timeout", "1s")
 		readUntil(t, f, 7) // it writes; nobody reads from now on
+		// The stop must find it waiting on a full pty: the room the read
+		// above made could otherwise still be filling during the stop.
+		waitWriteBlocked(t, cmd.Process.Pid)
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
 		code := waitExit(t, cmd, 10*time.Second)
