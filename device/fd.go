@@ -71,6 +71,7 @@ func (l *lineFD) Write(b []byte) (int, error) {
 			err = os.ErrClosed
 			break
 		}
+		raceRead(b[written:])
 		n, _, errno := syscall.RawSyscall6(syscall.SYS_WRITE, uintptr(l.fd), uintptr(unsafe.Pointer(&b[written])), uintptr(len(b)-written), 0, 0, 0)
 		switch errno {
 		case 0:
