@@ -92,6 +92,13 @@ func (l *lineFD) Write(b []byte) (int, error) {
 	return written, err
 }
 
+// repoll bounds each wait for room: a pseudo-terminal can make room
+// without waking its writer (its flip buffer empties into the far end's
+// line discipline, which wakes no one; a read by the far end does), so
+// room is looked for again at least this often. At 20 wake-ups a second
+// of a stalled port, that costs nothing.
+const repoll = 50 * time.Millisecond
+
 // waitWritable blocks until the descriptor takes data, the deadline passes
 // or the port is closed.
 func (l *lineFD) waitWritable() error {
@@ -99,18 +106,17 @@ func (l *lineFD) waitWritable() error {
 		if l.closed.Load() {
 			return os.ErrClosed
 		}
-		dl := l.writeDeadline()
-		var ts *unix.Timespec
-		if !dl.IsZero() {
+		wait := repoll
+		if dl := l.writeDeadline(); !dl.IsZero() {
 			left := time.Until(dl)
 			if left <= 0 {
 				return os.ErrDeadlineExceeded
 			}
-			t := unix.NsecToTimespec(int64(left))
-			ts = &t
+			wait = min(wait, left)
 		}
+		ts := unix.NsecToTimespec(int64(wait))
 		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLOUT}, {Fd: int32(l.wake), Events: unix.POLLIN}}
-		if _, err := unix.Ppoll(fds, ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Ppoll(fds, &ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
 			return err
 		}
 		if fds[1].Revents != 0 {
