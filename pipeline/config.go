@@ -91,9 +91,10 @@ type Config struct {
 	FrameSize int // bytes per frame, 1 to MaxFrameSize
 	// Count is the frames to send; 0 = until the source ends or ctx is
 	// done. Nothing past the count is framed (a short frame after it is
-	// not padded, dropped or an error) or acknowledged. The packager may
-	// read up to a block past it where it cannot tell how many frames a
-	// datagram makes; what it read is counted in Stats.Unsent.
+	// not padded, dropped or an error) or acknowledged. The source is read
+	// no further than the count needs, but for what one Fill adds at a
+	// time and, under a drop policy, what the queue holds; what was read
+	// past the count is counted in Stats.Unsent.
 	Count int64
 	Rate  float64 // frames per second; 0 = as fast as the writer takes them
 	// Batch is the most whole frames per write call. 0 = automatic: up to
