@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -191,6 +192,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.Count < 0:
 		return configError("Count", c.Count, "is negative: use 0 (until stopped) or a number of frames")
+	case c.Count > math.MaxInt64/int64(c.FrameSize):
+		// The run counts the count's bytes in an int64.
+		return configError("Count", c.Count, "is too large: use up to %d frames of %d bytes, or 0 (until stopped)", math.MaxInt64/int64(c.FrameSize), c.FrameSize)
 	case c.Rate < 0 || c.Rate != c.Rate:
 		return configError("Rate", c.Rate, "is invalid: use 0 (as fast as the device takes them) or frames per second")
 	case c.Rate > MaxRate:

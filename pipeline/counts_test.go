@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -302,5 +303,19 @@ func TestAckForADatagramEndingInADroppedShortFrame(t *testing.T) {
 				t.Errorf("datagram 1 acked with %d bytes written, before the frame before it (4 bytes)", src.at[1])
 			}
 		})
+	}
+}
+
+// The largest count a frame size allows (Validate refuses one whose bytes
+// overflow an int64) is a count like any other: the run sends what the
+// source has.
+func TestLargestCountSendsTheSource(t *testing.T) {
+	rec := &pipelinetest.Recorder{}
+	cfg := config(7, math.MaxInt64/7)
+	cfg.Source = &source.List{Datagrams: [][]byte{counterBytes(7), counterBytes(7), counterBytes(7)}}
+	cfg.Align = pipeline.AlignDatagram
+	st, err := pipeline.Run(context.Background(), rec, cfg)
+	if err != nil || st.Frames != 3 {
+		t.Fatalf("Run = %d frames, %v; want 3, nil", st.Frames, err)
 	}
 }

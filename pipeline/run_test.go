@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -405,6 +406,7 @@ func TestValidate(t *testing.T) {
 		{"frame size 0", func(c *pipeline.Config) { c.FrameSize = 0 }, "pipeline: FrameSize 0 is out of range"},
 		{"frame size 5000", func(c *pipeline.Config) { c.FrameSize = 5000 }, "pipeline: FrameSize 5000"},
 		{"negative count", func(c *pipeline.Config) { c.Count = -1 }, "pipeline: Count -1"},
+		{"count overflowing", func(c *pipeline.Config) { c.Count = math.MaxInt64 }, "pipeline: Count 9223372036854775807 is too large: use up to 1317624576693539401 frames of 7 bytes"},
 		{"negative rate", func(c *pipeline.Config) { c.Rate = -2 }, "pipeline: Rate -2"},
 		{"queue 0", func(c *pipeline.Config) { c.QueueBytes = 0 }, "pipeline: QueueBytes 0"},
 		{"queue 2GiB", func(c *pipeline.Config) { c.QueueBytes = 2 << 30 }, "pipeline: QueueBytes 2147483648"},
