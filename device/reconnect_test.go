@@ -49,6 +49,38 @@ func (l *pluggedLink) unplug() {
 	}
 }
 
+// openReconnecting opens the link as a Reconnecting port that waits up to
+// timeout for the device (0: for ever), closed when the test ends.
+func openReconnecting(t *testing.T, l *pluggedLink, timeout time.Duration) *device.Reconnecting {
+	t.Helper()
+	r, err := device.OpenReconnecting(l.path, device.DefaultConfig(), true, timeout, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// unplugDuringWrite unplugs the device, checks that a write then fails
+// with ErrGone, and starts Reconnect with that error; it returns once
+// Reconnect says the device is gone, with a channel that gets Reconnect's
+// result.
+func unplugDuringWrite(ctx context.Context, t *testing.T, l *pluggedLink, r *device.Reconnecting) <-chan error {
+	t.Helper()
+	l.unplug()
+	_, werr := r.Write([]byte("lost"))
+	if !errors.Is(werr, device.ErrGone) {
+		t.Fatalf("Write after unplug = %v, want ErrGone", werr)
+	}
+	if r.Gone() {
+		t.Error("Gone() = true before Reconnect was told")
+	}
+	back := make(chan error, 1)
+	go func() { back <- r.Reconnect(ctx, werr) }()
+	waitGone(t, r)
+	return back
+}
+
 // waitGone waits until r says the device is away.
 func waitGone(t *testing.T, r *device.Reconnecting) {
 	t.Helper()
@@ -65,11 +97,7 @@ func waitGone(t *testing.T, r *device.Reconnecting) {
 // the new device, byte for byte.
 func TestReconnectingFollowsTheDeviceBack(t *testing.T) {
 	link := newPluggedLink(t)
-	r, err := device.OpenReconnecting(link.path, device.DefaultConfig(), true, 10*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReconnecting(t, link, 10*time.Second)
 	if _, err := r.Write([]byte("before")); err != nil {
 		t.Fatalf("Write = %v", err)
 	}
@@ -80,17 +108,7 @@ func TestReconnectingFollowsTheDeviceBack(t *testing.T) {
 		t.Fatal("Gone() = true with the device plugged in")
 	}
 
-	link.unplug()
-	_, werr := r.Write([]byte("lost"))
-	if !errors.Is(werr, device.ErrGone) {
-		t.Fatalf("Write after unplug = %v, want ErrGone", werr)
-	}
-	if r.Gone() {
-		t.Error("Gone() = true before Reconnect was told")
-	}
-	back := make(chan error, 1)
-	go func() { back <- r.Reconnect(context.Background(), werr) }()
-	waitGone(t, r)
+	back := unplugDuringWrite(context.Background(), t, link, r)
 	// While it is away there is nothing to drain or bound.
 	if err := r.Drain(); err != nil {
 		t.Errorf("Drain while gone = %v, want nil", err)
@@ -137,20 +155,9 @@ func TestReconnectingFollowsTheDeviceBack(t *testing.T) {
 // The device is unplugged twice: Reconnect follows it each time.
 func TestReconnectingTwice(t *testing.T) {
 	link := newPluggedLink(t)
-	r, err := device.OpenReconnecting(link.path, device.DefaultConfig(), true, 10*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReconnecting(t, link, 10*time.Second)
 	for round := range 2 {
-		link.unplug()
-		_, werr := r.Write([]byte{byte(round)})
-		if !errors.Is(werr, device.ErrGone) {
-			t.Fatalf("round %d: Write after unplug = %v, want ErrGone", round, werr)
-		}
-		back := make(chan error, 1)
-		go func() { back <- r.Reconnect(context.Background(), werr) }()
-		waitGone(t, r)
+		back := unplugDuringWrite(context.Background(), t, link, r)
 		link.plug()
 		if err := <-back; err != nil {
 			t.Fatalf("round %d: Reconnect = %v", round, err)
@@ -168,11 +175,7 @@ func TestReconnectingTwice(t *testing.T) {
 // the device not marked gone.
 func TestReconnectingPassesOtherErrors(t *testing.T) {
 	link := newPluggedLink(t)
-	r, err := device.OpenReconnecting(link.path, device.DefaultConfig(), true, 10*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReconnecting(t, link, 10*time.Second)
 	other := errors.New("some other failure")
 	if err := r.Reconnect(context.Background(), other); err != other {
 		t.Errorf("Reconnect(other) = %v, want it unchanged", err)
@@ -191,15 +194,11 @@ func TestReconnectingPassesOtherErrors(t *testing.T) {
 func TestReconnectingGivesUp(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		link := newPluggedLink(t)
-		r, err := device.OpenReconnecting(link.path, device.DefaultConfig(), true, 300*time.Millisecond, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := openReconnecting(t, link, 300*time.Millisecond)
 		link.unplug()
 		_, werr := r.Write([]byte("x"))
 		start := time.Now()
-		err = r.Reconnect(context.Background(), werr)
+		err := r.Reconnect(context.Background(), werr)
 		if !errors.Is(err, device.ErrGone) || !errors.Is(err, device.ErrNotBack) {
 			t.Fatalf("Reconnect = %v, want ErrGone and ErrNotBack", err)
 		}
@@ -212,17 +211,9 @@ func TestReconnectingGivesUp(t *testing.T) {
 	})
 	t.Run("stop", func(t *testing.T) {
 		link := newPluggedLink(t)
-		r, err := device.OpenReconnecting(link.path, device.DefaultConfig(), true, 0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		link.unplug()
-		_, werr := r.Write([]byte("x"))
+		r := openReconnecting(t, link, 0)
 		ctx, cancel := context.WithCancel(context.Background())
-		back := make(chan error, 1)
-		go func() { back <- r.Reconnect(ctx, werr) }()
-		waitGone(t, r)
+		back := unplugDuringWrite(ctx, t, link, r)
 		cancel()
 		select {
 		case err := <-back:
