@@ -8,7 +8,8 @@ import (
 )
 
 // raceRead tells the race detector that the kernel reads b, as
-// syscall.Write does; lineFD.Write's raw write(2) would hide that read.
+// syscall.Write does; lineFD.Write's own write(2) (syscall.Syscall, not
+// syscall.Write) would hide that read.
 func raceRead(b []byte) {
 	if len(b) > 0 {
 		runtime.RaceReadRange(unsafe.Pointer(&b[0]), len(b))
