@@ -182,7 +182,7 @@ func batch1Rows(t *strings.Builder, self, framesend, against string, rounds int,
 	}
 
 	if len(events) == 0 {
-		fmt.Fprintf(t, "\nperf stat counts not measured: %s\n", why)
+		fmt.Fprintf(t, "\nperf samples and counts not measured: %s\n", why)
 		return nil
 	}
 	if sampled {
