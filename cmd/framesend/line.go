@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +87,13 @@ func parseGap(s string, cfg device.Config) (time.Duration, error) {
 		if chars < 0 {
 			return 0, usagef("--gap %q is negative: use 0 or more character times, such as 3.5c", s)
 		}
-		return time.Duration(chars * float64(cfg.ByteTime())), nil
+		// Past what a time.Duration holds the conversion would wrap to a
+		// negative gap.
+		d := chars * float64(cfg.ByteTime())
+		if d >= math.MaxInt64 {
+			return 0, usagef("--gap %q is too long: use such as 3.5c, or a duration such as 2ms", s)
+		}
+		return time.Duration(d), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {

@@ -32,6 +32,10 @@ func TestLineFlagsBadInput(t *testing.T) {
 		{[]string{"send", "--port", p, "--gap", "-1ms"}, 2, []string{"--gap -1ms", "negative"}},
 		{[]string{"send", "--port", p, "--gap", "-2c"}, 2, []string{"--gap", "negative"}},
 		{[]string{"send", "--port", p, "--gap", "3.5x"}, 2, []string{"--gap", "3.5x", "3.5c"}},
+		// Character times beyond what a time.Duration holds are too long,
+		// not a negative duration.
+		{[]string{"send", "--port", p, "--gap", "1e300c"}, 2, []string{`--gap "1e300c" is too long`, "3.5c"}},
+		{[]string{"send", "--port", p, "--gap", "Infc"}, 2, []string{`--gap "Infc" is too long`}},
 		{[]string{"send", "--port", p, "--gap", "20ms", "--rate", "100"}, 2, []string{"--gap 20ms", "longer than the frame period 10ms", "--rate 100"}},
 		{[]string{"send", "--port", p, "--baud", "250000", "--stop-bits", "2", "--frame-size", "513", "--frame-break", "1ms", "--rate", "44"}, 2, []string{"--frame-break 1ms", "longer than the frame period 22.727ms"}},
 		{[]string{"send", "--port", p, "--frame-break", "30ms", "--rate", "44"}, 2, []string{"--frame-break 30ms", "frame period"}},
