@@ -131,8 +131,14 @@ func shapeConfig(c *cli.Context, cfg *device.Config, frameSize int, rate float64
 	if rate > 0 {
 		period := time.Duration(float64(time.Second) / rate)
 		frame := time.Duration(frameSize) * cfg.ByteTime()
-		need := cfg.FrameBreak + cfg.MarkAfterBreak + frame + cfg.Gap
-		if (cfg.FrameBreak > 0 || cfg.Gap > 0) && need > period {
+		// Added as floats: durations near a time.Duration's limit would
+		// wrap to a negative sum and pass.
+		sum := float64(cfg.FrameBreak) + float64(cfg.MarkAfterBreak) + float64(frame) + float64(cfg.Gap)
+		need := time.Duration(math.MaxInt64)
+		if sum < math.MaxInt64 {
+			need = time.Duration(sum)
+		}
+		if (cfg.FrameBreak > 0 || cfg.Gap > 0) && sum > float64(period) {
 			return 0, nil, usagef("--frame-break %v, --mark-after-break %v, a %d-byte frame (%v at %s) and --gap %v take %v, longer than the frame period %v at --rate %g: lower the rate, or shorten the break or the gap",
 				cfg.FrameBreak, cfg.MarkAfterBreak, frameSize, frame.Round(time.Microsecond), device.Config{Baud: cfg.Baud, DataBits: cfg.DataBits, Parity: cfg.Parity, StopBits: cfg.StopBits}, cfg.Gap.Round(time.Microsecond), need.Round(time.Microsecond), period.Round(time.Microsecond), rate)
 		}

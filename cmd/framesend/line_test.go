@@ -39,6 +39,8 @@ func TestLineFlagsBadInput(t *testing.T) {
 		{[]string{"send", "--port", p, "--gap", "20ms", "--rate", "100"}, 2, []string{"--gap 20ms", "longer than the frame period 10ms", "--rate 100"}},
 		{[]string{"send", "--port", p, "--baud", "250000", "--stop-bits", "2", "--frame-size", "513", "--frame-break", "1ms", "--rate", "44"}, 2, []string{"--frame-break 1ms", "longer than the frame period 22.727ms"}},
 		{[]string{"send", "--port", p, "--frame-break", "30ms", "--rate", "44"}, 2, []string{"--frame-break 30ms", "frame period"}},
+		// A sum past a time.Duration's limit is still longer than the period.
+		{[]string{"send", "--port", "/nonexistent", "--frame-break", "2000000h", "--mark-after-break", "2000000h", "--rate", "0.000001"}, 2, []string{"--frame-break 2000000h0m0s", "longer than the frame period"}},
 		{[]string{"send", "--port", p, "--write-timeout", "-1s"}, 2, []string{"--write-timeout -1s"}},
 		// doctor checks its flags before any check, with or without --port.
 		{[]string{"doctor", "--parity", "purple"}, 2, []string{`--parity "purple" is not supported`}},
