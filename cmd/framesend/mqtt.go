@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,9 +50,20 @@ func mqttConfig(c *cli.Context, spec *source.Spec, port string, log *slog.Logger
 			}
 		}
 		if cert, key := c.String("mqtt-cert"), c.String("mqtt-key"); cert != "" || key != "" {
+			switch {
+			case key == "":
+				return cfg, usagef("--mqtt-cert %s needs --mqtt-key: a client certificate goes with its private key", cert)
+			case cert == "":
+				return cfg, usagef("--mqtt-key %s needs --mqtt-cert: a private key goes with its client certificate", key)
+			}
 			pair, err := tls.LoadX509KeyPair(cert, key)
+			var perr *fs.PathError
+			if errors.As(err, &perr) {
+				// A file that cannot be read is a failure, as for --mqtt-ca.
+				return cfg, failure{fmt.Errorf("--mqtt-cert/--mqtt-key: %w", err)}
+			}
 			if err != nil {
-				return cfg, usagef("--mqtt-cert/--mqtt-key: %v", err)
+				return cfg, usagef("--mqtt-cert %s/--mqtt-key %s: %v", cert, key, err)
 			}
 			tc.Certificates = []tls.Certificate{pair}
 		}

@@ -402,6 +402,44 @@ func TestMQTTBadInput(t *testing.T) {
 	})
 }
 
+// TestMQTTClientCertificateInput checks the client certificate flags before
+// the broker is dialled: one without the other, or a pair that is not a
+// certificate and its key, is a usage error naming the flag; a file that
+// cannot be read is a failure, as for --mqtt-ca. The broker address is one
+// nobody listens on, so a check that let the dial happen would show as
+// "not reachable" instead.
+func TestMQTTClientCertificateInput(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	spec := "mqtts://127.0.0.1:1/t"
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--mqtt-cert", junk}, 2, "--mqtt-cert " + junk + " needs --mqtt-key"},
+		{[]string{"--mqtt-key", junk}, 2, "--mqtt-key " + junk + " needs --mqtt-cert"},
+		{[]string{"--mqtt-cert", junk, "--mqtt-key", junk}, 2, "--mqtt-cert " + junk + "/--mqtt-key " + junk + ": tls:"},
+		{[]string{"--mqtt-cert", missing, "--mqtt-key", junk}, 1, "no such file or directory"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := append([]string{"--source", spec, "--connect-timeout", "1s"}, c.args...)
+			code, stderr, _ := sendTo(t, nil, args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.want)
+			}
+			if strings.Contains(stderr, "reachable") {
+				t.Errorf("the broker was dialled before the flags were checked: %q", stderr)
+			}
+		})
+	}
+}
+
 // Messages framesend has received but not yet written are not acknowledged:
 // killed while it paces them out slowly, it gets them again on restart.
 func TestMQTTAcknowledgesOnlyWrittenMessages(t *testing.T) {
