@@ -319,3 +319,45 @@ func TestLargestCountSendsTheSource(t *testing.T) {
 		t.Fatalf("Run = %d frames, %v; want 3, nil", st.Frames, err)
 	}
 }
+
+// failing is a stream source that gives data, then fails.
+type failing struct {
+	data []byte
+	err  error
+}
+
+var errSourceFailed = errors.New("source read failed")
+
+func (f *failing) Fill(ctx context.Context, b *pipeline.Block) error {
+	if len(f.data) == 0 {
+		return f.err
+	}
+	n := copy(b.Spare(), f.data)
+	b.Commit(n)
+	f.data = f.data[n:]
+	return nil
+}
+
+// A source that fails in the middle of a frame did not end: its last bytes
+// are not a short tail to pad, drop or report as a short frame. They are
+// cut, and Run returns the source's error.
+func TestSourceFailingInsideAFrame(t *testing.T) {
+	for _, partial := range []pipeline.Partial{pipeline.PartialPad, pipeline.PartialDrop, pipeline.PartialError} {
+		t.Run(string(partial), func(t *testing.T) {
+			rec := &pipelinetest.Recorder{}
+			cfg := config(4, 0)
+			cfg.Source = &failing{data: counterBytes(10), err: errSourceFailed}
+			cfg.Partial = partial
+			st, err := pipeline.Run(context.Background(), rec, cfg)
+			if !errors.Is(err, errSourceFailed) {
+				t.Errorf("Run = %v, want the source's error", err)
+			}
+			if got := len(rec.Bytes()); got != 8 {
+				t.Errorf("wrote %d bytes, want the 8 of the two whole frames", got)
+			}
+			if st.Frames != 2 || st.Padded != 0 || st.Short != 0 || st.Cut != 2 {
+				t.Errorf("frames %d, padded %d, short %d, cut %d; want 2, 0, 0, 2", st.Frames, st.Padded, st.Short, st.Cut)
+			}
+		})
+	}
+}

@@ -35,8 +35,10 @@ func newPackager(cfg Config, q *queue, pool chan *Block, blockSize int) *package
 
 // run reads the source until it ends, ctx is done or the sender stops
 // taking blocks, and closes the queue when it returns.
-func (p *packager) run(ctx context.Context) error {
-	defer p.q.close()
+func (p *packager) run(ctx context.Context) (err error) {
+	// A source that failed did not end: the sender must not frame its
+	// last bytes as a short tail.
+	defer func() { p.q.close(err == nil) }()
 	fs := p.cfg.FrameSize
 	// Stream blocks hold whole frames when the source fills them, so
 	// the sender rarely carries a partial frame from one block to the next.

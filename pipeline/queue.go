@@ -25,6 +25,7 @@ type queue struct {
 	high   int           // most charged bytes queued at once
 	live   *atomic.Int64 // if not nil, kept equal to bytes (Live.Queued)
 	closed bool
+	ended  bool          // closed because the source ended (or the count was read), not failed or stopped
 	ready  chan struct{} // 1-buffered: a block was queued, or the queue closed
 	room   chan struct{} // 1-buffered: the sender took a block
 	gone   chan struct{} // closed when the sender takes no more
@@ -202,12 +203,20 @@ func (q *queue) tryTake() (b *Block, ok, closed bool) {
 	return b, true, false
 }
 
-// close marks the end of the packager's blocks.
-func (q *queue) close() {
+// close marks the end of the packager's blocks; ended says the source
+// ended (or gave all Count needs), rather than failed or was stopped.
+func (q *queue) close(ended bool) {
 	q.mu.Lock()
-	q.closed = true
+	q.closed, q.ended = true, ended
 	q.mu.Unlock()
 	signal(q.ready)
+}
+
+// sourceEnded reports whether the queue was closed because the source ended.
+func (q *queue) sourceEnded() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ended
 }
 
 // rest takes every block still queued, once the sender has stopped.

@@ -35,8 +35,8 @@ var ErrNoProgress = errors.New("writer accepts no data")
 // When ctx is done the packager stops taking data from the source; the
 // frames already queued are still sent, for up to cfg.DrainTimeout, and
 // whatever is left after that is counted in Stats.Unsent. Bytes of a frame
-// the source had not finished when it stopped are counted in Stats.Cut; they
-// never reach w. A stop is not an error: Run then returns a nil error.
+// the source had not finished when it stopped (or failed) are counted in
+// Stats.Cut; they never reach w. A stop is not an error: Run then returns a nil error.
 //
 // A writer with deadlines (DeadlineWriter, DeadlineDrainer) bounds every
 // write and drain by cfg.WriteTimeout, and a stop by cfg.DrainTimeout: a

@@ -113,7 +113,7 @@ func (s *sender) loop(ctx context.Context, in *queue) error {
 	for {
 		b, ok := in.take()
 		if !ok {
-			return s.finish(ctx)
+			return s.finish(ctx, in.sourceEnded())
 		}
 		if err := s.take(ctx, b); err != nil {
 			return err
@@ -252,15 +252,20 @@ func (s *sender) short(rem int) error {
 	return &PartialFrameError{Bytes: rem, FrameSize: s.fs}
 }
 
-// finish handles the end of the queue: the source ended, or a stop.
-func (s *sender) finish(ctx context.Context) error {
+// finish handles the end of the queue: the source ended, failed, or a
+// stop.
+func (s *sender) finish(ctx context.Context, ended bool) error {
 	var perr error
 	dropped := 0 // a short tail PartialDrop dropped
 	if rem := (len(s.buf) - s.off) % s.fs; rem != 0 {
-		if ctx.Err() != nil {
-			// Stopped in the middle of a frame: the rest never came.
+		if ctx.Err() != nil || !ended {
+			// Stopped, or the source failed, in the middle of a frame:
+			// the rest never came.
 			s.buf = s.buf[:len(s.buf)-rem]
 			s.stats.Cut += int64(rem)
+			if ctx.Err() == nil {
+				s.stats.UnsentReason = "the run failed"
+			}
 		} else if perr = s.short(rem); perr == nil && s.cfg.Partial == PartialDrop {
 			dropped = rem
 		}

@@ -31,8 +31,8 @@ type Stats struct {
 	// "stopped".
 	UnsentReason string `json:"unsent_reason,omitempty"`
 	// Cut counts bytes read and never written that make no whole frame: a
-	// frame a stop left unfinished, or the short tail of an unsent
-	// datagram under PartialDrop or PartialError.
+	// frame a stop or a failed source left unfinished, or the short tail of
+	// an unsent datagram under PartialDrop or PartialError.
 	Cut       int64 `json:"cut_bytes"`
 	QueueHigh int   `json:"queue_high_bytes"` // most bytes queued at once
 	// Reconnects counts outages survived (see Reconnecter); Resent counts
