@@ -92,15 +92,20 @@ func (l *lineFD) Write(b []byte) (int, error) {
 	return written, err
 }
 
-// repoll bounds each wait for room: a pseudo-terminal can make room
-// without waking its writer (its flip buffer empties into the far end's
-// line discipline, which wakes no one; a read by the far end does), so
-// room is looked for again at least this often. At 20 wake-ups a second
-// of a stalled port, that costs nothing.
+// repoll bounds each wait for room, after which the write(2) is tried
+// again. A pseudo-terminal can make room without waking its writer (its
+// flip buffer empties into the far end's line discipline, which wakes no
+// one; a read by the far end does). And a real port's line discipline
+// reports it writable only once fewer than 256 bytes wait in the driver
+// (WAKEUP_CHARS), although a write takes whatever room there is: at 2400
+// baud a full 4 KiB buffer takes 16 s to get there, longer than the write
+// timeout, so a slow line would look stalled. Trying the write again shows
+// the progress the line makes. At 20 tries a second on a stalled port,
+// that costs nothing.
 const repoll = 50 * time.Millisecond
 
-// waitWritable blocks until the descriptor takes data, the deadline passes
-// or the port is closed.
+// waitWritable blocks until the descriptor may take data, repoll has
+// passed, the deadline passes or the port is closed.
 func (l *lineFD) waitWritable() error {
 	for {
 		if l.closed.Load() {
@@ -116,15 +121,16 @@ func (l *lineFD) waitWritable() error {
 		}
 		ts := unix.NsecToTimespec(int64(wait))
 		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLOUT}, {Fd: int32(l.wake), Events: unix.POLLIN}}
-		if _, err := unix.Ppoll(fds, &ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := unix.Ppoll(fds, &ts, nil)
+		if err != nil && !errors.Is(err, unix.EINTR) {
 			return err
 		}
 		if fds[1].Revents != 0 {
 			var buf [8]byte
 			unix.Read(l.wake, buf[:]) // the deadline changed, or Close
 		}
-		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 {
-			return nil // the next write says which
+		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 || n == 0 && err == nil {
+			return nil // the next write says which, or takes what room there is
 		}
 	}
 }
