@@ -88,6 +88,7 @@ func sendAction(c *cli.Context) error {
 		return err
 	}
 	cfg.DrainTimeout = c.Duration("drain-timeout")
+	cfg.WriteTimeout = c.Duration("write-timeout")
 	cfg.Logger = log
 	cfg.Live = &pipeline.Live{}
 	cfg.Partial = pipeline.Partial(c.String("partial"))
@@ -139,10 +140,6 @@ func sendAction(c *cli.Context) error {
 	}
 	cfg.DrainBeforeAck = c.Bool("drain")
 	// Every flag is checked before the source is opened (the broker dialled).
-	cfg.WriteTimeout = c.Duration("write-timeout")
-	if cfg.WriteTimeout < 0 {
-		return usagef("--write-timeout %v is negative: use 0 (wait for ever) or a duration such as 10s", cfg.WriteTimeout)
-	}
 	cfg.ByteTime = dcfg.ByteTime()
 	brk, seq, err := shapeConfig(c, &dcfg, cfg.FrameSize, cfg.Rate)
 	if err != nil {
