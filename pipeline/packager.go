@@ -51,7 +51,7 @@ func (p *packager) run(ctx context.Context) (err error) {
 	// Take no more from the source than Count frames need. Under
 	// AlignStream they are exactly Count*fs bytes. Under AlignDatagram,
 	// when the queue drops nothing, the datagrams queued make a known
-	// number of frames (see datagramFrames), and one Fill needs no more
+	// number of frames (see Frames), and one Fill needs no more
 	// than the bytes of the frames still wanted, unless short tails are
 	// dropped. A datagram source may still overshoot with what one Fill
 	// adds: the sender stops at Count, and counts the rest as unsent.
@@ -114,7 +114,7 @@ func (p *packager) frames(b *Block) int64 {
 	}
 	n, start := int64(0), 0
 	for _, e := range b.ends {
-		n += int64(datagramFrames(p.open+int(e)-start, p.cfg.FrameSize, p.cfg.Partial))
+		n += Frames(int64(p.open+int(e)-start), p.cfg.FrameSize, p.cfg.Partial)
 		p.open, start = 0, int(e)
 	}
 	p.open += b.Len() - start

@@ -1,12 +1,12 @@
 package pipeline
 
-// datagramFrames is how many frames a datagram of n bytes becomes under
-// AlignDatagram: its whole frames, and its short tail as one more under
-// PartialPad (under PartialError the tail ends the run; under PartialDrop
-// it is dropped).
-func datagramFrames(n, fs int, partial Partial) int {
-	frames := n / fs
-	if n%fs != 0 && partial == PartialPad {
+// Frames is how many frames n bytes make in frames of fs bytes under
+// partial: the whole frames, and a short tail as one more under PartialPad
+// (under PartialError the tail ends the run; under PartialDrop it is
+// dropped). Under AlignDatagram it is what each datagram becomes.
+func Frames(n int64, fs int, partial Partial) int64 {
+	frames := n / int64(fs)
+	if n%int64(fs) != 0 && partial == PartialPad {
 		frames++
 	}
 	return frames
@@ -15,7 +15,7 @@ func datagramFrames(n, fs int, partial Partial) int {
 // unsent counts what a run read from its source and never wrote, taken in
 // the order it was read, as the frames it would have become. Under
 // AlignStream the bytes make frames in a row; under AlignDatagram each
-// datagram makes its own (see datagramFrames), and a short tail that would
+// datagram makes its own (see Frames), and a short tail that would
 // not be a frame is counted in cut, with the bytes of a frame or a datagram
 // that never ended.
 type unsent struct {
@@ -49,7 +49,7 @@ func (u *unsent) block(b *Block, from int) {
 			continue
 		}
 		n := u.pending + int(e) - start
-		u.frames += int64(datagramFrames(n, u.fs, u.partial))
+		u.frames += Frames(int64(n), u.fs, u.partial)
 		if n%u.fs != 0 && u.partial != PartialPad {
 			u.cut += int64(n % u.fs)
 		}

@@ -155,7 +155,7 @@ func (o *Opened) Frames(frameSize int, align pipeline.Align, partial pipeline.Pa
 	case frameSize < 1:
 		return 0
 	case o.bytes >= 0:
-		return streamFrames(o.bytes, frameSize, partial)
+		return pipeline.Frames(o.bytes, frameSize, partial)
 	case o.datagrams != nil:
 		return listFrames(o.datagrams, frameSize, align, partial)
 	}
@@ -203,26 +203,19 @@ func opened(s *Spec, src pipeline.Source, close func()) *Opened {
 	return &Opened{Source: src, Traits: s.Traits, bytes: -1, close: close}
 }
 
-// streamFrames is how many frames n bytes make under a partial policy.
-func streamFrames(n int64, fs int, partial pipeline.Partial) int64 {
-	frames := n / int64(fs)
-	if n%int64(fs) != 0 && partial == pipeline.PartialPad {
-		frames++
-	}
-	return frames
-}
-
+// listFrames is how many frames a hex file's datagrams make: their bytes in
+// a row, or each datagram its own under AlignDatagram.
 func listFrames(datagrams [][]byte, fs int, align pipeline.Align, partial pipeline.Partial) int64 {
 	if align != pipeline.AlignDatagram {
 		var n int64
 		for _, d := range datagrams {
 			n += int64(len(d))
 		}
-		return streamFrames(n, fs, partial)
+		return pipeline.Frames(n, fs, partial)
 	}
 	var frames int64
 	for _, d := range datagrams {
-		frames += streamFrames(int64(len(d)), fs, partial)
+		frames += pipeline.Frames(int64(len(d)), fs, partial)
 	}
 	return frames
 }
