@@ -213,15 +213,7 @@ func TestStopGivingUpOnAPendingWriteKeepsTheCounts(t *testing.T) {
 	cfg.DrainTimeout = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for {
-			w.mu.Lock()
-			full := w.taken >= w.limit
-			w.mu.Unlock()
-			if full {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		w.waitFull()
 		time.Sleep(50 * time.Millisecond) // the packager drops as the queue stays full
 		cancel()
 	}()

@@ -70,6 +70,20 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// waitFull returns once the writer has taken its limit of bytes, and
+// takes no more.
+func (w *deadlineWriter) waitFull() {
+	for {
+		w.mu.Lock()
+		full := w.taken >= w.limit
+		w.mu.Unlock()
+		if full {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (w *deadlineWriter) DrainBy(deadline time.Time) error {
 	if !w.hangDrain {
 		return nil
@@ -208,15 +222,7 @@ func TestStopEndsAWriteWaitingOnTheDevice(t *testing.T) {
 	cfg.DrainTimeout = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for {
-			w.mu.Lock()
-			full := w.taken >= w.limit
-			w.mu.Unlock()
-			if full {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		w.waitFull()
 		cancel()
 	}()
 	start := time.Now()
