@@ -545,7 +545,6 @@ func TestMQTTOverTLS(t *testing.T) {
 	}
 }
 
-// mustLog is sendLogged for where only the process is wanted.
 // progressFrames returns the frame count of the last progress line in log.
 func progressFrames(log string) int {
 	m := regexp.MustCompile(`progress.*?\bframes[=":]+(\d+)`).FindAllStringSubmatch(log, -1)
@@ -580,6 +579,7 @@ func collect(f *devicetest.PTY) func() []byte {
 	}
 }
 
+// mustLog is sendLogged for where only the process is wanted.
 func mustLog(t *testing.T, re string, args ...string) *logged {
 	t.Helper()
 	r, _ := sendLogged(t, re, args...)
