@@ -129,9 +129,10 @@ func TestHexSource(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "frames.hex")
 	os.WriteFile(path, []byte(hexText), 0o644)
 	all := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xff, 0}
+	stream := append(append([]byte(nil), all...), 0, 0, 0, 0, 0)
 	code, stderr, got := sendTo(t, nil, "--source", "hex:"+path)
-	if want := append(append([]byte(nil), all...), 0, 0, 0, 0, 0); code != 0 || !bytes.Equal(got, want) {
-		t.Errorf("stream: exit %d, got % x, want % x: %s", code, got, want, stderr)
+	if code != 0 || !bytes.Equal(got, stream) {
+		t.Errorf("stream: exit %d, got % x, want % x: %s", code, got, stream, stderr)
 	}
 	code, stderr, got = sendTo(t, nil, "--source", "hex:"+path, "--align", "datagram", "--pad", "0xee")
 	want := append(append([]byte(nil), all[:14]...), 0xff, 0, 0xee, 0xee, 0xee, 0xee, 0xee)
@@ -139,8 +140,8 @@ func TestHexSource(t *testing.T) {
 		t.Errorf("datagram: exit %d, got % x, want % x: %s", code, got, want, stderr)
 	}
 	code, stderr, got = sendTo(t, strings.NewReader(hexText), "--source", "hex:-")
-	if code != 0 || !bytes.Equal(got[:16], all) {
-		t.Errorf("stdin: exit %d, got % x: %s", code, got, stderr)
+	if code != 0 || !bytes.Equal(got, stream) {
+		t.Errorf("stdin: exit %d, got % x, want % x: %s", code, got, stream, stderr)
 	}
 }
 
