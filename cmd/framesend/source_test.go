@@ -353,7 +353,9 @@ func TestUDPAlignsDatagramsAndFiltersSenders(t *testing.T) {
 	allowed.Write([]byte{9, 9, 9, 9, 9, 9, 9})
 	waitFor(t, func() bool { return seen2.Len() >= 7 }, "the allowed sender's datagram at the device")
 	run.cmd.Process.Signal(syscall.SIGINT)
-	run.wait(t, 10*time.Second)
+	if code := run.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, run.stderr.String())
+	}
 	close(stop2)
 	if data, want := <-got2, []byte{9, 9, 9, 9, 9, 9, 9}; !bytes.Equal(data, want) {
 		t.Errorf("far end got % x, want only the allowed sender's % x", data, want)
