@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/framesend/framesend/internal/testenv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/framesend/framesend/device/devicetest"
+	"github.com/framesend/framesend/internal/testenv"
 	"github.com/framesend/framesend/pipeline"
 )
 
