@@ -90,15 +90,27 @@ func (b *broker) leaveSession(id, topic string) {
 // publish sends numbered 7-byte messages from..to-1 to topic at QoS 1.
 func publish(t *testing.T, c mqtt.Client, topic string, from, to int) {
 	t.Helper()
+	if err := publishRange(c, topic, from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishRange is publish for a goroutine other than the test's, which
+// must not call t.Fatal.
+func publishRange(c mqtt.Client, topic string, from, to int) error {
 	var toks []mqtt.Token
 	for k := from; k < to; k++ {
 		toks = append(toks, c.Publish(topic, 1, false, numbered(k)))
 	}
 	for _, tok := range toks {
-		if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
+		if !tok.WaitTimeout(20 * time.Second) {
+			return fmt.Errorf("publish: no PUBACK from the broker within 20s")
+		}
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish: %w", err)
 		}
 	}
+	return nil
 }
 
 // numbered returns message k: 7 bytes, k as 4 bytes then a fixed tail, so a
@@ -228,10 +240,13 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	const total = 3000
 	done := make(chan struct{})
 	var published atomic.Int64
+	var pubErr error
 	go func() {
 		defer close(done)
 		for k := 0; k < total; k += 100 {
-			publish(t, pub, "lab/pi7", k, k+100)
+			if pubErr = publishRange(pub, "lab/pi7", k, k+100); pubErr != nil {
+				return
+			}
 			published.Store(int64(k + 100))
 			time.Sleep(20 * time.Millisecond) // paces the publisher: no wait for an event
 		}
@@ -244,6 +259,9 @@ func TestMQTTAtLeastOnceAcrossAKill(t *testing.T) {
 	waitFor(t, func() bool { return published.Load() >= since+200 || published.Load() == total }, "200 messages published with framesend down")
 	second, _ := sendLogged(t, subscribed, args...)
 	<-done
+	if pubErr != nil {
+		t.Fatal(pubErr)
+	}
 	seenAll := func() bool {
 		data := arrived()
 		whole := data[:len(data)/7*7]
