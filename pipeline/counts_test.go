@@ -173,7 +173,7 @@ func TestNothingPastTheCountIsFramed(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%d-byte/%s/%s", len(c.datagrams[0]), c.align, c.partial), func(t *testing.T) {
 			rec := &pipelinetest.Recorder{}
-			src := &ackSource{datagrams: c.datagrams, rec: rec}
+			src := newAckSource(c.datagrams, rec)
 			cfg := config(4, 2)
 			cfg.Source, cfg.Align, cfg.Partial = src, c.align, c.partial
 			st, err := pipeline.Run(context.Background(), rec, cfg)
@@ -278,7 +278,7 @@ func TestAckForADatagramEndingInADroppedShortFrame(t *testing.T) {
 	for _, align := range []pipeline.Align{pipeline.AlignStream, pipeline.AlignDatagram} {
 		t.Run(string(align), func(t *testing.T) {
 			rec := &pipelinetest.Recorder{}
-			src := &ackSource{datagrams: [][]byte{{1, 2, 3, 4}, {5, 6, 7}}, rec: rec}
+			src := newAckSource([][]byte{{1, 2, 3, 4}, {5, 6, 7}}, rec)
 			cfg := config(4, 0)
 			cfg.Source, cfg.Align, cfg.Partial = src, align, pipeline.PartialDrop
 			st, err := pipeline.Run(context.Background(), rec, cfg)

@@ -3,14 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/framesend/framesend/pipeline"
 	"github.com/framesend/framesend/pipeline/pipelinetest"
 )
 
-// drainEvent is one thing a drainingWriter or ackedSource saw: a drain
+// drainEvent is one thing a drainingWriter or an ackList saw: a drain
 // (with the bytes written when it began) or an ack (of one datagram).
 type drainEvent struct {
 	drain    bool
@@ -41,29 +40,6 @@ func (w *drainingWriter) Drain() error {
 	return nil
 }
 
-// ackedSource gives datagrams that want acknowledgements and logs each ack.
-type ackedSource struct {
-	datagrams [][]byte
-	next      int
-	log       *[]drainEvent
-}
-
-func (a *ackedSource) BlockSize() int { return 64 }
-
-func (a *ackedSource) Fill(ctx context.Context, b *pipeline.Block) error {
-	if a.next == len(a.datagrams) {
-		return io.EOF
-	}
-	for a.next < len(a.datagrams) && b.Fits(len(a.datagrams[a.next])) {
-		i := a.next
-		b.CommitDatagramAck(copy(b.DatagramSpare(), a.datagrams[i]), func() {
-			*a.log = append(*a.log, drainEvent{datagram: i})
-		})
-		a.next++
-	}
-	return nil
-}
-
 // drainAckRun runs 60 datagrams of 1 to 9 bytes, each on frames of its own
 // (4 bytes), in short writes, and returns the log and where each datagram
 // ends in the stream.
@@ -88,7 +64,9 @@ func drainAckRun(t *testing.T, drainBeforeAck bool, failAt int) ([]drainEvent, [
 	cfg := pipeline.DefaultConfig()
 	cfg.FrameSize = 4
 	cfg.Batch = 2
-	cfg.Source = &ackedSource{datagrams: datagrams, log: &log}
+	cfg.Source = &ackList{datagrams: datagrams, block: 64, ack: func(i int) {
+		log = append(log, drainEvent{datagram: i})
+	}}
 	cfg.Align = pipeline.AlignDatagram
 	cfg.Overflow = pipeline.OverflowBlock
 	cfg.DrainBeforeAck = drainBeforeAck

@@ -209,14 +209,20 @@ func FuzzSenderFraming(f *testing.F) {
 	})
 }
 
-// ackList is source.List for a source that wants acknowledgements.
+// ackList is source.List for a source that wants acknowledgements: ack(i)
+// runs when datagram i is acknowledged. Its blocks are block bytes, or as
+// large as its largest datagram if block is 0.
 type ackList struct {
 	datagrams [][]byte
+	block     int
 	next      int
 	ack       func(i int)
 }
 
 func (a *ackList) BlockSize() int {
+	if a.block > 0 {
+		return a.block
+	}
 	n := 0
 	for _, d := range a.datagrams {
 		n = max(n, len(d))

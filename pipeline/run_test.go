@@ -532,31 +532,22 @@ func TestStopWhileWaitingForTheDevice(t *testing.T) {
 	}
 }
 
-// ackSource gives datagrams that want acknowledgements, and records, for
-// each ack, how many bytes the writer had taken when it fired.
+// ackSource gives datagrams that want acknowledgements, in 1 KiB blocks,
+// and records, for each ack, how many bytes the writer had taken when it
+// fired.
 type ackSource struct {
-	datagrams [][]byte
-	next      int
-	rec       *pipelinetest.Recorder
-	fired     []int // datagram index order
-	at        []int // bytes written when each fired
+	ackList
+	fired []int // datagram index order
+	at    []int // bytes written when each fired
 }
 
-func (a *ackSource) BlockSize() int { return 1024 }
-
-func (a *ackSource) Fill(ctx context.Context, b *pipeline.Block) error {
-	if a.next == len(a.datagrams) {
-		return io.EOF
-	}
-	for a.next < len(a.datagrams) && b.Fits(len(a.datagrams[a.next])) {
-		i := a.next
-		b.CommitDatagramAck(copy(b.DatagramSpare(), a.datagrams[i]), func() {
-			a.fired = append(a.fired, i)
-			a.at = append(a.at, len(a.rec.Bytes()))
-		})
-		a.next++
-	}
-	return nil
+func newAckSource(datagrams [][]byte, rec *pipelinetest.Recorder) *ackSource {
+	a := &ackSource{}
+	a.ackList = ackList{datagrams: datagrams, block: 1024, ack: func(i int) {
+		a.fired = append(a.fired, i)
+		a.at = append(a.at, len(rec.Bytes()))
+	}}
+	return a
 }
 
 func TestAcksFireOnlyOnceWritten(t *testing.T) {
@@ -567,7 +558,7 @@ func TestAcksFireOnlyOnceWritten(t *testing.T) {
 	for _, align := range []pipeline.Align{pipeline.AlignDatagram, pipeline.AlignStream} {
 		t.Run(string(align), func(t *testing.T) {
 			rec := &pipelinetest.Recorder{MaxWrite: 5}
-			src := &ackSource{datagrams: datagrams, rec: rec}
+			src := newAckSource(datagrams, rec)
 			cfg := config(4, 0)
 			cfg.Source, cfg.Align, cfg.Batch = src, align, 2
 			if _, err := pipeline.Run(context.Background(), rec, cfg); err != nil {
@@ -594,7 +585,7 @@ func TestAcksFireOnlyOnceWritten(t *testing.T) {
 	}
 	// A run that stops early acks only what it wrote.
 	rec := &pipelinetest.Recorder{}
-	src := &ackSource{datagrams: datagrams, rec: rec}
+	src := newAckSource(datagrams, rec)
 	cfg := config(4, 10) // 10 frames of 4 bytes
 	cfg.Source, cfg.Align = src, pipeline.AlignDatagram
 	if _, err := pipeline.Run(context.Background(), rec, cfg); err != nil {
