@@ -115,8 +115,9 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 		n, calls, err := writeFull(s.w, p, g)
 		err = s.dl.stalled("write", err)
 		s.stats.Writes += int64(calls)
-		done := n / s.fs * s.fs
-		s.count(done)
+		frames := n / s.fs
+		done := frames * s.fs
+		s.count(int64(frames))
 		if err == nil {
 			return nil
 		}
@@ -141,12 +142,13 @@ func (s *sender) write(ctx context.Context, p []byte) error {
 	}
 }
 
-func (s *sender) count(n int) {
-	frames := int64(n / s.fs)
+// count counts frames written whole.
+func (s *sender) count(frames int64) {
+	n := frames * int64(s.fs)
 	s.stats.Frames += frames
-	s.stats.Bytes += int64(n)
+	s.stats.Bytes += n
 	s.cfg.Live.frames.Add(frames)
-	s.cfg.Live.bytes.Add(int64(n))
+	s.cfg.Live.bytes.Add(n)
 }
 
 // deadlines bounds the sender's writes, drains and shaping hooks on a
