@@ -61,7 +61,7 @@ func (q *queue) queued() int {
 
 // add queues b, merging it into the last block if it fits there, and
 // returns b if it was merged (its bytes copied: the caller recycles it).
-// Under mu.
+// The gauge it sets also shows what drops before it freed. Under mu.
 func (q *queue) add(b *Block) (merged *Block) {
 	q.bytes += b.charge
 	q.high = max(q.high, q.bytes)
@@ -155,7 +155,6 @@ func (q *queue) put(b *Block, policy Overflow, fs int, align Align) (putResult, 
 	if m := q.add(b); m != nil {
 		res.recycle = append(res.recycle, m)
 	}
-	q.gauge() // drops may have freed room, even when b was dropped
 	q.mu.Unlock()
 	signal(q.ready)
 	return res, nil
